@@ -1,0 +1,67 @@
+// The table of KILN_* environment knobs: name, default, help.
+#include "core/env.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace kiln::env {
+
+const std::vector<Knob>& knobs() {
+  static const std::vector<Knob> table = {
+      {"KILN_LOG_LEVEL", "info",
+       "log level, optionally per subsystem: 'info' or 'info,comm=debug,data=warn'"},
+      {"KILN_SET", "",
+       "config overrides applied after the YAML and before --set, separated by ';': "
+       "'train.steps=100;optim.lr=0.01'"},
+      {"KILN_NUM_THREADS", "0",
+       "CPU threads per rank; 0 = the node's cores divided by the ranks on this node"},
+      {"KILN_DEBUG_HANG_AT_STEP", "-1",
+       "debug hook: this rank blocks forever at the given step (tests of the watchdog)"},
+      {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
+      {"KILN_DEBUG_NAN_AT_STEP", "-1",
+       "debug hook: the loss of the given step is replaced by NaN (tests of non-finite handling)"},
+      {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
+  };
+  return table;
+}
+
+namespace {
+const Knob& find(const char* name) {
+  for (const Knob& k : knobs()) {
+    if (std::strcmp(k.name, name) == 0) return k;
+  }
+  KILN_FAIL("environment knob {} is not declared in core/env.cc", name);
+}
+}  // namespace
+
+bool is_set(const char* name) {
+  find(name);
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
+}
+
+std::string get(const char* name) {
+  const Knob& k = find(name);
+  const char* v = std::getenv(name);
+  return (v && *v) ? std::string(v) : std::string(k.default_value);
+}
+
+int64_t get_int(const char* name) {
+  std::string v = get(name);
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  KILN_CHECK(end && *end == '\0', "environment variable {}='{}' is not an integer", name, v);
+  return x;
+}
+
+double get_double(const char* name) {
+  std::string v = get(name);
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  KILN_CHECK(end && *end == '\0', "environment variable {}='{}' is not a number", name, v);
+  return x;
+}
+
+}  // namespace kiln::env

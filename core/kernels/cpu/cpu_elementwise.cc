@@ -1,0 +1,178 @@
+// CPU element-wise kernels: activations, dropout, and flat-buffer reductions.
+#include <cmath>
+
+#include "core/kernels/cpu/cpu_ops.h"
+#include "core/rng.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 15;  // below this, one thread is faster than waking more
+
+template <typename T>
+void relu_f(const T* x, T* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+
+template <typename T>
+void relu_b(const T* y, const T* dy, T* dx, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+
+// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+template <typename T>
+void gelu_f(const T* x, T* y, int64_t n) {
+  const T c = T(0.7978845608028654), a = T(0.044715);
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    y[i] = T(0.5) * v * (T(1) + std::tanh(c * (v + a * v * v * v)));
+  }
+}
+
+template <typename T>
+void gelu_b(const T* x, const T* dy, T* dx, int64_t n) {
+  const T c = T(0.7978845608028654), a = T(0.044715);
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    const T t = std::tanh(c * (v + a * v * v * v));
+    const T du = c * (T(1) + T(3) * a * v * v);
+    dx[i] = dy[i] * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
+  }
+}
+
+template <typename T>
+void dropout_f(const T* x, T* y, uint8_t* mask, int64_t n, int64_t per_sample, float p,
+               const DropoutKey& key) {
+  const T keep_scale = T(1) / (T(1) - T(p));
+  // Keep when the 24-bit uniform draw is >= p, i.e. with probability 1 - p.
+  const uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);
+  const uint32_t k0 = static_cast<uint32_t>(key.seed), k1 = static_cast<uint32_t>(key.seed >> 32);
+  const int64_t samples = per_sample ? n / per_sample : 0;
+#pragma omp parallel for if (n > kParallelMin)
+  for (int64_t s = 0; s < samples; ++s) {
+    const uint64_t gs = static_cast<uint64_t>(key.first_sample + s);
+    for (int64_t j0 = 0; j0 < per_sample; j0 += 4) {
+      // One Philox call gives the draws of 4 consecutive elements of this sample.
+      Philox4 r = philox4x32(static_cast<uint32_t>(j0 / 4), static_cast<uint32_t>(gs),
+                             static_cast<uint32_t>(gs >> 32) ^ (key.layer << 16),
+                             static_cast<uint32_t>(key.step), k0, k1);
+      const int64_t end = std::min<int64_t>(4, per_sample - j0);
+      for (int64_t q = 0; q < end; ++q) {
+        const int64_t i = s * per_sample + j0 + q;
+        const uint8_t keep = (r.v[q] >> 8) >= threshold ? 1 : 0;
+        mask[i] = keep;
+        y[i] = keep ? x[i] * keep_scale : T(0);
+      }
+    }
+  }
+}
+
+template <typename T>
+void dropout_b(const T* dy, const uint8_t* mask, T* dx, int64_t n, float p) {
+  const T keep_scale = T(1) / (T(1) - T(p));
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * keep_scale : T(0);
+}
+
+template <typename T>
+double sumsq(const T* x, int64_t n) {
+  double acc = 0;
+#pragma omp parallel for simd reduction(+ : acc) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return acc;
+}
+
+template <typename T>
+bool finite(const T* x, int64_t n) {
+  int bad = 0;
+#pragma omp parallel for simd reduction(| : bad) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(x[i]);
+  return bad == 0;
+}
+
+// Runs the statement with T bound to the tensor's element type (f32 or f64).
+#define KILN_FLOAT_CALL(t, what, ...)   \
+  do {                                  \
+    cpu::check_float(t, what);          \
+    if ((t).dtype() == DType::f32) {    \
+      using T = float;                  \
+      __VA_ARGS__;                      \
+    } else {                            \
+      using T = double;                 \
+      __VA_ARGS__;                      \
+    }                                   \
+  } while (0)
+
+template <typename T>
+void scale_f(T* p, T a, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) p[i] *= a;
+}
+
+}  // namespace
+
+void CpuOps::relu_forward(const Tensor& x, Tensor& y) {
+  cpu::check_same(x, y, "relu_forward");
+  KILN_FLOAT_CALL(x, "relu_forward", relu_f<T>(x.data<T>(), y.data<T>(), x.numel()));
+}
+
+void CpuOps::relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  cpu::check_same(y, dy, "relu_backward");
+  cpu::check_same(y, dx, "relu_backward");
+  KILN_FLOAT_CALL(y, "relu_backward",
+                  relu_b<T>(y.data<T>(), dy.data<T>(), dx.data<T>(), y.numel()));
+}
+
+void CpuOps::gelu_forward(const Tensor& x, Tensor& y) {
+  cpu::check_same(x, y, "gelu_forward");
+  KILN_FLOAT_CALL(x, "gelu_forward", gelu_f<T>(x.data<T>(), y.data<T>(), x.numel()));
+}
+
+void CpuOps::gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  cpu::check_same(x, dy, "gelu_backward");
+  cpu::check_same(x, dx, "gelu_backward");
+  KILN_FLOAT_CALL(x, "gelu_backward",
+                  gelu_b<T>(x.data<T>(), dy.data<T>(), dx.data<T>(), x.numel()));
+}
+
+void CpuOps::dropout_forward(const Tensor& x, Tensor& y, Tensor& mask, float p,
+                             const DropoutKey& key) {
+  cpu::check_same(x, y, "dropout_forward");
+  KILN_CHECK(mask.dtype() == DType::u8 && mask.numel() == x.numel(),
+             "dropout_forward: mask must be u8 with x's {} elements", x.numel());
+  KILN_CHECK(p >= 0.0f && p < 1.0f, "dropout probability {} is outside [0, 1)", p);
+  KILN_CHECK(x.ndim() >= 1, "dropout_forward: x needs a batch dimension");
+  const int64_t per_sample = x.dim(0) ? x.numel() / x.dim(0) : 0;
+  KILN_FLOAT_CALL(x, "dropout_forward",
+                  dropout_f<T>(x.data<T>(), y.data<T>(), mask.data<uint8_t>(), x.numel(),
+                               per_sample, p, key));
+}
+
+void CpuOps::dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx, float p) {
+  cpu::check_same(dy, dx, "dropout_backward");
+  KILN_FLOAT_CALL(dy, "dropout_backward",
+                  dropout_b<T>(dy.data<T>(), mask.data<uint8_t>(), dx.data<T>(), dy.numel(), p));
+}
+
+double CpuOps::sum_squares(const Tensor& x) {
+  double r = 0;
+  KILN_FLOAT_CALL(x, "sum_squares", r = sumsq<T>(x.data<T>(), x.numel()));
+  return r;
+}
+
+void CpuOps::scale(Tensor& x, double alpha) {
+  KILN_FLOAT_CALL(x, "scale", scale_f<T>(x.data<T>(), static_cast<T>(alpha), x.numel()));
+}
+
+bool CpuOps::all_finite(const Tensor& x) {
+  bool r = true;
+  KILN_FLOAT_CALL(x, "all_finite", r = finite<T>(x.data<T>(), x.numel()));
+  return r;
+}
+
+}  // namespace kiln

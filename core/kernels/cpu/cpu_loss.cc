@@ -1,0 +1,72 @@
+// CPU softmax cross-entropy fused with its gradient.
+#include <cmath>
+
+#include "core/kernels/cpu/cpu_ops.h"
+
+namespace kiln {
+
+namespace {
+
+template <typename T>
+void xent(const T* logits, const int32_t* labels, T* dlogits, int64_t n, int64_t c, T scale,
+          double* stats) {
+  double loss = 0, correct = 0;
+  int bad_label = -1;
+#pragma omp parallel for reduction(+ : loss, correct) reduction(max : bad_label) if (n * c > 65536)
+  for (int64_t r = 0; r < n; ++r) {
+    const T* z = logits + r * c;
+    const int32_t y = labels[r];
+    if (y < 0 || y >= c) {
+      bad_label = std::max(bad_label, static_cast<int>(r));
+      continue;
+    }
+    T zmax = z[0];
+    int64_t arg = 0;
+    for (int64_t j = 1; j < c; ++j) {
+      if (z[j] > zmax) {
+        zmax = z[j];
+        arg = j;
+      }
+    }
+    T sum = 0;
+    for (int64_t j = 0; j < c; ++j) sum += std::exp(z[j] - zmax);
+    const T lse = zmax + std::log(sum);
+    loss += static_cast<double>(lse - z[y]);
+    correct += (arg == y) ? 1.0 : 0.0;
+    if (dlogits) {
+      T* d = dlogits + r * c;
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < c; ++j) d[j] = std::exp(z[j] - zmax) * inv * scale;
+      d[y] -= scale;
+    }
+  }
+  KILN_CHECK(bad_label < 0, "label {} of row {} is outside [0, {})", labels[bad_label], bad_label,
+             c);
+  stats[0] = loss;
+  stats[1] = correct;
+}
+
+}  // namespace
+
+void CpuOps::softmax_xent(const Tensor& logits, const Tensor& labels, Tensor* dlogits,
+                          float grad_scale, Tensor& stats) {
+  cpu::check_float(logits, "softmax_xent");
+  KILN_CHECK(logits.ndim() == 2 && labels.dtype() == DType::i32 &&
+                 labels.numel() == logits.dim(0),
+             "softmax_xent: logits {} need (N, C) and labels (N) of i32, got labels {} {}",
+             logits.shape().str(), dtype_name(labels.dtype()), labels.shape().str());
+  KILN_CHECK(stats.dtype() == DType::f64 && stats.numel() == 2, "softmax_xent: stats is f64[2]");
+  if (dlogits) cpu::check_same(logits, *dlogits, "softmax_xent");
+  const int64_t n = logits.dim(0), c = logits.dim(1);
+  if (logits.dtype() == DType::f32) {
+    xent<float>(logits.data<float>(), labels.data<int32_t>(),
+                dlogits ? dlogits->data<float>() : nullptr, n, c, grad_scale,
+                stats.data<double>());
+  } else {
+    xent<double>(logits.data<double>(), labels.data<int32_t>(),
+                 dlogits ? dlogits->data<double>() : nullptr, n, c, grad_scale,
+                 stats.data<double>());
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,56 @@
+// The CPU kernels: the reference every other backend is tested against, and fast in their own
+// right — GEMM through OpenBLAS, the rest vectorisable loops over contiguous memory spread over
+// the rank's threads with OpenMP. f32 and f64 (the latter for finite-difference checks).
+// Not thread-safe: one CpuOps serves one thread at a time (it owns scratch memory).
+#pragma once
+
+#include <vector>
+
+#include "core/ops.h"
+
+namespace kiln {
+
+class CpuOps final : public Ops {
+ public:
+  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+              float alpha, float beta) override;
+  void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override;
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
+                       Tensor& db) override;
+  void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                      const Conv2dParams& p) override;
+  void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
+                       Tensor& db, const Conv2dParams& p) override;
+  void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, int64_t kernel,
+                         int64_t stride) override;
+  void maxpool2d_backward(const Tensor& dy, const Tensor& argmax, Tensor& dx) override;
+  void relu_forward(const Tensor& x, Tensor& y) override;
+  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
+  void gelu_forward(const Tensor& x, Tensor& y) override;
+  void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
+  void dropout_forward(const Tensor& x, Tensor& y, Tensor& mask, float p,
+                       const DropoutKey& key) override;
+  void dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx, float p) override;
+  void softmax_xent(const Tensor& logits, const Tensor& labels, Tensor* dlogits, float grad_scale,
+                    Tensor& stats) override;
+  void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                  const AdamWArgs& args) override;
+  void sgd_step(Tensor& param, const Tensor& grad, Tensor& buf, const SgdArgs& args) override;
+  double sum_squares(const Tensor& x) override;
+  void scale(Tensor& x, double alpha) override;
+  bool all_finite(const Tensor& x) override;
+
+ private:
+  // Scratch for im2col; grows to the largest request and is reused (no allocation per step).
+  template <typename T>
+  T* scratch(size_t elems);
+  std::vector<double> scratch_;  // double-sized slots fit either f32 or f64 elements
+};
+
+// Helpers shared by the CPU kernel files.
+namespace cpu {
+void check_same(const Tensor& a, const Tensor& b, const char* what);
+void check_float(const Tensor& t, const char* what);
+}  // namespace cpu
+
+}  // namespace kiln

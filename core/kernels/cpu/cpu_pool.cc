@@ -1,0 +1,91 @@
+// CPU max-pooling over (N, C, H, W), one (sample, channel) plane per iteration.
+#include <limits>
+
+#include "core/kernels/cpu/cpu_ops.h"
+
+namespace kiln {
+
+namespace {
+
+template <typename T>
+void pool_fwd(const Tensor& x, Tensor& y, Tensor& argmax, int64_t k, int64_t s) {
+  const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+  const int64_t ho = y.dim(2), wo = y.dim(3);
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  int32_t* ap = argmax.data<int32_t>();
+#pragma omp parallel for if (planes * ho * wo > 16384)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* in = xp + pl * h * w;
+    T* out = yp + pl * ho * wo;
+    int32_t* arg = ap + pl * ho * wo;
+    for (int64_t oh = 0; oh < ho; ++oh) {
+      for (int64_t ow = 0; ow < wo; ++ow) {
+        T best = -std::numeric_limits<T>::infinity();
+        int32_t best_i = static_cast<int32_t>((oh * s) * w + ow * s);
+        for (int64_t i = 0; i < k; ++i) {
+          const int64_t ih = oh * s + i;
+          for (int64_t j = 0; j < k; ++j) {
+            const int64_t iw = ow * s + j;
+            const T v = in[ih * w + iw];
+            // NaN propagates: once chosen it stays, as in PyTorch.
+            if (v > best || v != v) {
+              best = v;
+              best_i = static_cast<int32_t>(ih * w + iw);
+              if (v != v) goto done;
+            }
+          }
+        }
+      done:
+        out[oh * wo + ow] = best;
+        arg[oh * wo + ow] = best_i;
+      }
+    }
+  }
+}
+
+template <typename T>
+void pool_bwd(const Tensor& dy, const Tensor& argmax, Tensor& dx) {
+  const int64_t planes = dx.dim(0) * dx.dim(1), hw = dx.dim(2) * dx.dim(3);
+  const int64_t ohw = dy.dim(2) * dy.dim(3);
+  const T* dyp = dy.data<T>();
+  const int32_t* ap = argmax.data<int32_t>();
+  T* dxp = dx.data<T>();
+#pragma omp parallel for if (planes * hw > 16384)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* d = dxp + pl * hw;
+    for (int64_t i = 0; i < hw; ++i) d[i] = T(0);
+    const T* g = dyp + pl * ohw;
+    const int32_t* a = ap + pl * ohw;
+    for (int64_t i = 0; i < ohw; ++i) d[a[i]] += g[i];
+  }
+}
+
+}  // namespace
+
+void CpuOps::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, int64_t kernel,
+                               int64_t stride) {
+  cpu::check_float(x, "maxpool2d_forward");
+  KILN_CHECK(x.ndim() == 4 && kernel >= 1 && stride >= 1, "maxpool2d: x {} kernel {} stride {}",
+             x.shape().str(), kernel, stride);
+  const int64_t ho = (x.dim(2) - kernel) / stride + 1, wo = (x.dim(3) - kernel) / stride + 1;
+  const Shape expect{x.dim(0), x.dim(1), ho, wo};
+  KILN_CHECK(y.shape() == expect && argmax.shape() == expect && y.dtype() == x.dtype() &&
+                 argmax.dtype() == DType::i32,
+             "maxpool2d: y {} / argmax {} should be {}", y.shape().str(), argmax.shape().str(),
+             expect.str());
+  if (x.dtype() == DType::f32) pool_fwd<float>(x, y, argmax, kernel, stride);
+  else pool_fwd<double>(x, y, argmax, kernel, stride);
+}
+
+void CpuOps::maxpool2d_backward(const Tensor& dy, const Tensor& argmax, Tensor& dx) {
+  cpu::check_float(dy, "maxpool2d_backward");
+  KILN_CHECK(dx.ndim() == 4 && dy.shape() == argmax.shape() && dy.dim(0) == dx.dim(0) &&
+                 dy.dim(1) == dx.dim(1),
+             "maxpool2d_backward: dy {}, argmax {}, dx {}", dy.shape().str(),
+             argmax.shape().str(), dx.shape().str());
+  if (dy.dtype() == DType::f32) pool_bwd<float>(dy, argmax, dx);
+  else pool_bwd<double>(dy, argmax, dx);
+}
+
+}  // namespace kiln

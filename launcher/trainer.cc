@@ -1,0 +1,324 @@
+// The training loop of one rank.
+#include "launcher/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "core/env.h"
+#include "core/log.h"
+#include "models/registry.h"
+
+namespace kiln {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Slots of the per-step control all-reduce (sums over ranks).
+enum Control : int {
+  kLossSum = 0,
+  kCorrect,
+  kCount,
+  kNonFinite,  // > 0 when any rank saw a non-finite loss
+  kStop,       // > 0 when any rank was asked to stop
+  kControlSlots
+};
+
+}  // namespace
+
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+int64_t accumulation_steps(const Config& cfg, int world) {
+  const int64_t gb = cfg.train.global_batch, mb = cfg.train.micro_batch;
+  const int64_t per_world = mb * world;
+  if (gb % per_world == 0) return gb / per_world;
+  std::string valid;
+  for (int64_t w = 1; w <= gb / mb; ++w) {
+    if (gb % (mb * w) == 0) valid += (valid.empty() ? "" : ", ") + std::to_string(w);
+  }
+  KILN_FAIL("{} = {} cannot be split into micro-batches of {} over {} ranks (it must be a "
+            "multiple of micro_batch x ranks = {}). World sizes that work with these batches: "
+            "{}; or change train.micro_batch",
+            cfg.where("train.global_batch"), gb, mb, world, per_world, valid);
+}
+
+Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm) {
+  accum_ = accumulation_steps(cfg_, comm_.world());
+  device_ = &select_device(cfg_.train.device, comm_.local_rank());
+  process_context().device = device_->name();
+  KILN_CHECK(cfg_.train.precision == "fp32" || device_->type() != DeviceType::cpu,
+             "{} = {} needs a GPU; the CPU trains in fp32", cfg_.where("train.precision"),
+             cfg_.train.precision);
+
+  data_ = open_datasets(cfg_);
+  sampler_ = std::make_unique<GlobalSampler>(data_.train->size(),
+                                             static_cast<uint64_t>(cfg_.data.seed));
+  ModelSpec spec{data_.train->sample_shape(), data_.train->num_classes()};
+  model_ = create_model(cfg_, spec);
+  model_->build(*device_, DType::f32, static_cast<uint64_t>(cfg_.train.seed));
+  // Every rank starts from rank 0's weights, whatever its own initialisation produced.
+  comm_.broadcast(model_->params().params(), 0);
+  optimizer_ = create_optimizer(cfg_.optim, model_->params());
+  if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
+
+  const int64_t mb = cfg_.train.micro_batch;
+  indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
+  control_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
+
+  KILN_LOG_INFO0("train", "model {}: {} parameters ({:.2f} MB), fingerprint {}", model_->name(),
+                 model_->params().count(), model_->params().count() * 4.0 / 1e6,
+                 model_->fingerprint());
+  KILN_LOG_INFO0("train", "data: {} | eval: {}", data_.train->describe(), data_.eval->describe());
+  KILN_LOG_INFO0("train", "world {} x micro-batch {} x accumulation {} = global batch {}; "
+                 "device {}; optimizer {}", comm_.world(), mb, accum_, cfg_.train.global_batch,
+                 device_->name(), optimizer_->name());
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& data,
+                               MicroBatch& out, const int64_t* indices) {
+  std::vector<int64_t> xs = data.sample_shape().to_vector();
+  xs.insert(xs.begin(), n);
+  std::vector<int64_t> ys = data.label_shape().to_vector();
+  ys.insert(ys.begin(), n);
+  Shape xshape(xs), yshape(ys);
+  if (!x_host_.defined() || x_host_.numel() < xshape.numel()) {
+    x_host_ = Tensor::empty(Shape{xshape.numel()}, data.input_dtype(), cpu_device());
+  }
+  if (!y_host_.defined() || y_host_.numel() < yshape.numel()) {
+    y_host_ = Tensor::empty(Shape{yshape.numel()}, DType::i32, cpu_device());
+  }
+  Tensor x = x_host_.view(0, xshape), y = y_host_.view(0, yshape);
+  data.gather(indices, n, x, y);
+  if (device_->type() == DeviceType::cpu) {
+    out.x = x;
+    out.y = y;
+  } else {
+    if (!out.x.defined() || out.x.numel() != x.numel()) {
+      out.x = Tensor::empty(xshape, x.dtype(), *device_);
+      out.y = Tensor::empty(yshape, DType::i32, *device_);
+    }
+    out.x.copy_from(x);
+    out.y.copy_from(y);
+  }
+  out.first_sample = first_sample;
+}
+
+Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
+  StepOutcome r;
+  const int64_t mb = cfg_.train.micro_batch;
+  const float grad_scale = 1.0f / static_cast<float>(cfg_.train.global_batch);
+  ParamStore& store = model_->params();
+  store.grads().zero();
+
+  for (int64_t m = 0; m < accum_; ++m) {
+    auto t0 = Clock::now();
+    const int64_t pos = micro_batch_position(cursor_, comm_.rank(), accum_, m, mb);
+    sampler_->indices(pos, mb, indices_.data());
+    load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
+    auto t1 = Clock::now();
+    ForwardContext ctx{true, static_cast<uint64_t>(cfg_.train.seed), step, pos};
+    r.sums += model_->forward_backward(batch_, ctx, grad_scale);
+    times.data += std::chrono::duration<double>(t1 - t0).count();
+    times.compute += seconds_since(t1);
+  }
+
+  // Debug hooks: a rank that blocks forever (watchdog tests), a poisoned step (non-finite tests).
+  static const int64_t hang_step = env::get_int("KILN_DEBUG_HANG_AT_STEP");
+  static const int64_t hang_rank = env::get_int("KILN_DEBUG_HANG_RANK");
+  if (step == hang_step && (hang_rank < 0 || hang_rank == comm_.rank())) {
+    KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
+  if (step == nan_step) r.sums.loss = std::nan("");
+
+  auto t2 = Clock::now();
+  comm_.all_reduce(store.grads(), ReduceOp::sum);
+  double* c = control_.data<double>();
+  c[kLossSum] = r.sums.loss;
+  c[kCorrect] = r.sums.correct;
+  c[kCount] = static_cast<double>(r.sums.count);
+  c[kNonFinite] = std::isfinite(r.sums.loss) ? 0.0 : 1.0;
+  c[kStop] = stop_requested().load() ? 1.0 : 0.0;
+  comm_.all_reduce(control_, ReduceOp::sum);
+  times.comm += seconds_since(t2);
+
+  auto t3 = Clock::now();
+  r.sums.loss = c[kLossSum];
+  r.sums.correct = c[kCorrect];
+  r.sums.count = static_cast<int64_t>(c[kCount]);
+  r.stop = c[kStop] > 0;
+  // Gradients are identical on every rank after the all-reduce, so is their norm.
+  r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
+  if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
+    r.skipped = true;
+  } else {
+    const double lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
+    const double clip = clip_factor(r.grad_norm, cfg_.optim.clip_norm);
+    optimizer_->step(store, lr, static_cast<float>(clip));
+  }
+  times.optim += seconds_since(t3);
+  return r;
+}
+
+EvalResult Trainer::evaluate() {
+  const Dataset& data = *data_.eval;
+  const int64_t n = data.size();
+  const int64_t begin = n * comm_.rank() / comm_.world();
+  const int64_t end = n * (comm_.rank() + 1) / comm_.world();
+  LossSums sums;
+  MicroBatch batch;
+  for (int64_t i = begin; i < end; i += cfg_.train.eval_batch) {
+    const int64_t len = std::min(cfg_.train.eval_batch, end - i);
+    for (int64_t j = 0; j < len; ++j) indices_[j] = i + j;
+    load_micro_batch(i, len, data, batch, indices_.data());
+    sums += model_->evaluate(batch);
+  }
+  Tensor t = Tensor::zeros(Shape{3}, DType::f64, cpu_device());
+  double* p = t.data<double>();
+  p[0] = sums.loss;
+  p[1] = sums.correct;
+  p[2] = static_cast<double>(sums.count);
+  comm_.all_reduce(t, ReduceOp::sum);
+  EvalResult r;
+  r.count = static_cast<int64_t>(p[2]);
+  r.loss = r.count ? p[0] / p[2] : 0.0;
+  r.accuracy = r.count ? p[1] / p[2] : 0.0;
+  return r;
+}
+
+TrainSummary Trainer::run() {
+  const TrainConfig& t = cfg_.train;
+  const bool rank0 = comm_.rank() == 0;
+  Progress progress(rank0);
+  TrainSummary summary;
+  StepTimes window_times, total_times;
+  LossSums window;
+  int64_t window_steps = 0;
+  auto start = Clock::now();
+  auto window_start = start;
+
+  for (int64_t step = 0; step < t.steps; ++step) {
+    StepOutcome r = train_step(step, window_times);
+    cursor_ += t.global_batch;
+
+    if (r.skipped) {
+      ++total_skips_;
+      ++consecutive_skips_;
+      KILN_CHECK(t.on_nonfinite == "skip",
+                 "non-finite loss or gradient at step {} (loss {}, gradient norm {}): the run "
+                 "stops. Lower optim.lr, set optim.clip_norm, or set train.on_nonfinite: skip "
+                 "to skip such steps", step + 1, r.sums.loss, r.grad_norm);
+      KILN_LOG_WARN("train", "step {}: non-finite loss or gradient (loss {}, gradient norm {}); "
+                    "step skipped ({} skipped so far)", step + 1, r.sums.loss, r.grad_norm,
+                    total_skips_);
+      KILN_CHECK(t.max_skips == 0 || consecutive_skips_ <= t.max_skips,
+                 "{} steps in a row had a non-finite loss (train.max_skips = {}); stopping at "
+                 "step {}", consecutive_skips_, t.max_skips, step + 1);
+    } else {
+      consecutive_skips_ = 0;
+      ++summary.steps;
+      window += r.sums;
+      ++window_steps;
+    }
+
+    const int64_t done = step + 1;
+    const double elapsed = seconds_since(start);
+    const double rate = static_cast<double>(done * t.global_batch) / std::max(elapsed, 1e-9);
+    if (rank0 && window.count > 0) {
+      progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
+                                "eta {}", done, t.steps, window.loss / window.count,
+                                100.0 * window.correct / window.count, rate,
+                                format_duration((t.steps - done) * t.global_batch / rate)));
+    }
+    if (done % cfg_.metrics.log_every == 0 || done == t.steps) {
+      const double wsec = seconds_since(window_start);
+      const double wrate = static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
+      const double loss = window.count ? window.loss / window.count : std::nan("");
+      const double acc = window.count ? window.correct / window.count : std::nan("");
+      const double lr = learning_rate(cfg_.optim, step, t.steps);
+      const double per = 1000.0 / std::max<int64_t>(1, window_steps);
+      if (rank0) {
+        progress.clear();
+        KILN_LOG_INFO("train", "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
+                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f}, "
+                      "optim {:.1f}, data {:.1f}) | eta {}", done, t.steps, loss, 100 * acc, lr,
+                      wrate, wsec * per, window_times.compute * per, window_times.comm * per,
+                      window_times.optim * per, window_times.data * per,
+                      format_duration((t.steps - done) * t.global_batch / rate));
+        metrics_->write({{"step", done},
+                         {"epoch", static_cast<double>(cursor_) / data_.train->size()},
+                         {"loss", loss},
+                         {"accuracy", acc},
+                         {"lr", lr},
+                         {"grad_norm", r.grad_norm},
+                         {"samples_per_s", wrate},
+                         {"step_ms", wsec * per},
+                         {"compute_ms", window_times.compute * per},
+                         {"comm_wait_ms", window_times.comm * per},
+                         {"optim_ms", window_times.optim * per},
+                         {"data_ms", window_times.data * per},
+                         {"skipped", total_skips_}});
+      }
+      summary.last_loss = loss;
+      total_times.compute += window_times.compute;
+      total_times.comm += window_times.comm;
+      total_times.optim += window_times.optim;
+      total_times.data += window_times.data;
+      window = LossSums{};
+      window_times = StepTimes{};
+      window_steps = 0;
+      window_start = Clock::now();
+    }
+    const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
+    if (eval_now) {
+      EvalResult e = evaluate();
+      if (rank0) {
+        progress.clear();
+        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
+                      done, e.loss, 100 * e.accuracy, e.count);
+        metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
+      }
+    }
+    if (r.stop) {
+      summary.stopped_early = true;
+      KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);
+      break;
+    }
+  }
+
+  summary.skipped = total_skips_;
+  summary.eval = evaluate();
+  summary.seconds = seconds_since(start);
+  summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
+                                              t.global_batch) / std::max(summary.seconds, 1e-9);
+  if (rank0) {
+    progress.clear();
+    const int64_t steps_run = summary.steps + summary.skipped;
+    metrics_->write({{"step", steps_run},
+                     {"eval_loss", summary.eval.loss},
+                     {"eval_accuracy", summary.eval.accuracy},
+                     {"final", true}});
+    const double per = 1000.0 / std::max<int64_t>(1, steps_run);
+    KILN_LOG_INFO("train", "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
+                  "{:.1f}, comm wait {:.1f}, optim {:.1f}, data {:.1f}) | final train loss {:.4f} "
+                  "| test loss {:.4f} | test accuracy {:.2f}% | skipped steps {}",
+                  steps_run, format_duration(summary.seconds), summary.samples_per_s,
+                  summary.seconds * per, total_times.compute * per, total_times.comm * per,
+                  total_times.optim * per, total_times.data * per, summary.last_loss,
+                  summary.eval.loss, 100 * summary.eval.accuracy, summary.skipped);
+  }
+  return summary;
+}
+
+}  // namespace kiln
