@@ -37,7 +37,7 @@ struct TrainConfig {
   int64_t global_batch = 64;
   int64_t micro_batch = 64;
   int64_t eval_every = 500;
-  int64_t eval_batch = 1000;
+  int64_t eval_batch = 256;
   std::string device = "auto";
   std::string precision = "fp32";
   int64_t seed = 1;

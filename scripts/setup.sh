@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   # core libraries
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libopenblas-dev zlib1g-dev libxxhash-dev
+  libopenblas-dev libopenblas0-openmp zlib1g-dev libxxhash-dev
   # tests
   libgtest-dev libgmock-dev
   # distributed

@@ -1,11 +1,39 @@
 // CPU max-pooling over (N, C, H, W), one (sample, channel) plane per iteration.
-#include <limits>
-
 #include "core/kernels/cpu/cpu_ops.h"
 
 namespace kiln {
 
 namespace {
+
+// PyTorch's rule: an element replaces the current maximum when it is larger or NaN, scanning
+// the window row by row.
+template <typename T>
+inline void take(T v, int32_t i, T& best, int32_t& best_i) {
+  if (v > best || v != v) {
+    best = v;
+    best_i = i;
+  }
+}
+
+// The common 2x2, stride-2 window, unrolled.
+template <typename T>
+void pool2x2_plane(const T* in, int64_t w, T* out, int32_t* arg, int64_t ho, int64_t wo) {
+  for (int64_t oh = 0; oh < ho; ++oh) {
+    const T* r0 = in + 2 * oh * w;
+    const T* r1 = r0 + w;
+    const int32_t base = static_cast<int32_t>(2 * oh * w);
+    for (int64_t ow = 0; ow < wo; ++ow) {
+      const int64_t c = 2 * ow;
+      T best = r0[c];
+      int32_t bi = base + static_cast<int32_t>(c);
+      take(r0[c + 1], bi + 1, best, bi);
+      take(r1[c], base + static_cast<int32_t>(w + c), best, bi);
+      take(r1[c + 1], base + static_cast<int32_t>(w + c + 1), best, bi);
+      out[oh * wo + ow] = best;
+      arg[oh * wo + ow] = bi;
+    }
+  }
+}
 
 template <typename T>
 void pool_fwd(const Tensor& x, Tensor& y, Tensor& argmax, int64_t k, int64_t s) {
@@ -19,26 +47,22 @@ void pool_fwd(const Tensor& x, Tensor& y, Tensor& argmax, int64_t k, int64_t s) 
     const T* in = xp + pl * h * w;
     T* out = yp + pl * ho * wo;
     int32_t* arg = ap + pl * ho * wo;
+    if (k == 2 && s == 2) {
+      pool2x2_plane(in, w, out, arg, ho, wo);
+      continue;
+    }
     for (int64_t oh = 0; oh < ho; ++oh) {
       for (int64_t ow = 0; ow < wo; ++ow) {
-        T best = -std::numeric_limits<T>::infinity();
-        int32_t best_i = static_cast<int32_t>((oh * s) * w + ow * s);
+        T best = in[oh * s * w + ow * s];
+        int32_t bi = static_cast<int32_t>(oh * s * w + ow * s);
         for (int64_t i = 0; i < k; ++i) {
-          const int64_t ih = oh * s + i;
           for (int64_t j = 0; j < k; ++j) {
-            const int64_t iw = ow * s + j;
-            const T v = in[ih * w + iw];
-            // NaN propagates: once chosen it stays, as in PyTorch.
-            if (v > best || v != v) {
-              best = v;
-              best_i = static_cast<int32_t>(ih * w + iw);
-              if (v != v) goto done;
-            }
+            const int64_t at = (oh * s + i) * w + ow * s + j;
+            if (i || j) take(in[at], static_cast<int32_t>(at), best, bi);
           }
         }
-      done:
         out[oh * wo + ow] = best;
-        arg[oh * wo + ow] = best_i;
+        arg[oh * wo + ow] = bi;
       }
     }
   }
