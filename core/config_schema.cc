@@ -148,8 +148,6 @@ void validate_config(const Config& c) {
              "{} = {} is not a multiple of {} = {}: each step is a whole number of micro-batches",
              c.where("train.global_batch"), t.global_batch, c.where("train.micro_batch"),
              t.micro_batch);
-  KILN_CHECK(c.optim.warmup_steps <= t.steps, "{} = {} exceeds {} = {}",
-             c.where("optim.warmup_steps"), c.optim.warmup_steps, c.where("train.steps"), t.steps);
   KILN_CHECK(c.comm.first_bucket_mb <= c.comm.bucket_mb,
              "{} = {} exceeds {} = {}", c.where("comm.first_bucket_mb"), c.comm.first_bucket_mb,
              c.where("comm.bucket_mb"), c.comm.bucket_mb);

@@ -209,7 +209,7 @@ const std::string& embedded_default_config() {
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) {
-    return load_config_text(embedded_default_config(), "(embedded default: cnn_fashion.yaml)",
+    return load_config_text(embedded_default_config(), "embedded:cnn_fashion.yaml",
                             overrides);
   }
   std::ifstream in(path);

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     runners[app.get_subcommands({})[before]] = std::move(r);
   };
   add(&kiln::add_train_command);
+  add(&kiln::add_config_command);
   add(&kiln::add_env_command);
 
   try {

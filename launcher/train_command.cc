@@ -16,17 +16,12 @@ namespace {
 struct TrainFlags {
   std::string config;
   std::vector<std::string> set;
-  bool print_config = false;
 };
 
 void on_stop_signal(int) { stop_requested().store(true); }
 
 int run_train(const TrainFlags& flags) {
   Config cfg = load_config(flags.config, flags.set);
-  if (flags.print_config) {
-    std::fputs(config_table(cfg).c_str(), stdout);
-    return 0;
-  }
   std::unique_ptr<Communicator> comm = make_self_communicator();
   ProcessContext& ctx = process_context();
   ctx.rank = comm->rank();
@@ -63,8 +58,6 @@ CommandRunner add_train_command(CLI::App& app) {
   cmd->add_option("--set", flags->set,
                   "override a config key, e.g. --set train.steps=100 (repeatable; wins over "
                   "KILN_SET and the YAML)");
-  cmd->add_flag("--print-config", flags->print_config,
-                "print the resolved config as a table and exit");
   return [flags] { return run_train(*flags); };
 }
 
