@@ -26,6 +26,13 @@ Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo, 
   return t;
 }
 
+Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
+  Rng rng(seed, 91);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int32_t& x : v) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(classes)));
+  return Tensor::from_vector(v, Shape{n});
+}
+
 std::vector<double> as_doubles(const Tensor& t) {
   Tensor c = t.is_cpu() ? t : t.to(cpu_device());
   std::vector<double> out(static_cast<size_t>(c.numel()));

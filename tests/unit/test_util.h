@@ -14,6 +14,8 @@ namespace kiln::test {
 // Uniform values in [lo, hi) from (seed), as a CPU tensor of `dtype` (f32 or f64).
 Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0,
                      double hi = 1.0);
+// n class labels uniform in [0, classes), as a CPU i32 tensor, from (seed).
+Tensor random_labels(int64_t n, int64_t classes, uint64_t seed);
 // Values of a CPU float tensor as doubles.
 std::vector<double> as_doubles(const Tensor& t);
 
