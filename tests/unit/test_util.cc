@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/rng.h"
@@ -98,6 +99,32 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not found in:\n" << text;
+}
+
+std::string error_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "expected a kiln::Error, nothing was thrown";
+  return "";
+}
+
+ScopedEnv::ScopedEnv(const std::string& name, std::optional<std::string> value) : name_(name) {
+  if (const char* old = std::getenv(name.c_str())) saved_ = old;
+  if (value) setenv(name.c_str(), value->c_str(), 1);
+  else unsetenv(name.c_str());
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (saved_) setenv(name_.c_str(), saved_->c_str(), 1);
+  else unsetenv(name_.c_str());
 }
 
 int run_command(const std::string& command, std::string* output) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,26 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Success when `text` contains `part`; the failure shows both.
+::testing::AssertionResult contains(const std::string& text, const std::string& part);
+
+// The message of the kiln::Error that `fn` throws; adds a test failure and returns "" when it
+// throws nothing.
+std::string error_message(const std::function<void()>& fn);
+
+// Sets an environment variable (or unsets it, for nullopt) until the object goes.
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, std::optional<std::string> value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> saved_;
 };
 
 // Runs a shell command, returns its exit status and (stdout+stderr) output.
