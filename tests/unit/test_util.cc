@@ -67,7 +67,8 @@ std::vector<double> as_doubles(const Tensor& t) {
   for (size_t i = 0; i < a.size(); ++i) {
     const double err = std::fabs(a[i] - r[i]);
     const double allowed = atol + rtol * std::fabs(r[i]);
-    if (err > allowed || (std::isnan(r[i]) != std::isnan(a[i]))) bad.push_back({err / (allowed + 1e-300), i});
+    if (err > allowed || (std::isnan(r[i]) != std::isnan(a[i])))
+      bad.push_back({err / (allowed + 1e-300), i});
   }
   if (bad.empty()) return ::testing::AssertionSuccess();
   std::sort(bad.rbegin(), bad.rend());
@@ -118,13 +119,17 @@ std::string error_message(const std::function<void()>& fn) {
 
 ScopedEnv::ScopedEnv(const std::string& name, std::optional<std::string> value) : name_(name) {
   if (const char* old = std::getenv(name.c_str())) saved_ = old;
-  if (value) setenv(name.c_str(), value->c_str(), 1);
-  else unsetenv(name.c_str());
+  if (value)
+    setenv(name.c_str(), value->c_str(), 1);
+  else
+    unsetenv(name.c_str());
 }
 
 ScopedEnv::~ScopedEnv() {
-  if (saved_) setenv(name_.c_str(), saved_->c_str(), 1);
-  else unsetenv(name_.c_str());
+  if (saved_)
+    setenv(name_.c_str(), saved_->c_str(), 1);
+  else
+    unsetenv(name_.c_str());
 }
 
 int run_command(const std::string& command, std::string* output) {

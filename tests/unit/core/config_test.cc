@@ -1,9 +1,10 @@
 // Config loading: unknown keys, wrong types and out-of-range values are errors naming the key
 // path and the line; --set and KILN_SET overrides and their precedence (CLI > env > YAML >
 // default); model keys of another model; checks across keys.
+#include "core/config.h"
+
 #include <gtest/gtest.h>
 
-#include "core/config.h"
 #include "core/error.h"
 #include "test_util.h"
 
@@ -28,13 +29,13 @@ class ConfigTest : public ::testing::Test {
 
 // Line numbers below count from 1 at "model:".
 const char* kMlp =
-    "model:\n"            // 1
-    "  name: mlp\n"       // 2
-    "  hidden: [16, 8]\n" // 3
-    "train:\n"            // 4
-    "  steps: 10\n"       // 5
-    "  global_batch: 32\n"// 6
-    "  micro_batch: 16\n";// 7
+    "model:\n"              // 1
+    "  name: mlp\n"         // 2
+    "  hidden: [16, 8]\n"   // 3
+    "train:\n"              // 4
+    "  steps: 10\n"         // 5
+    "  global_batch: 32\n"  // 6
+    "  micro_batch: 16\n";  // 7
 
 TEST_F(ConfigTest, ReadsValuesAndRecordsWhereEachCameFrom) {
   Config c = load(kMlp);
@@ -121,10 +122,10 @@ TEST_F(ConfigTest, PrecedenceIsCliThenEnvThenYamlThenDefault) {
   }
   {
     Config c = load(yaml, {"train.steps=30", "train.max_skips=2"});
-    EXPECT_EQ(c.train.steps, 30);       // CLI over env over YAML
-    EXPECT_EQ(c.train.eval_every, 6);   // env over YAML
-    EXPECT_EQ(c.train.eval_batch, 7);   // YAML over default
-    EXPECT_EQ(c.train.max_skips, 2);    // CLI over default
+    EXPECT_EQ(c.train.steps, 30);      // CLI over env over YAML
+    EXPECT_EQ(c.train.eval_every, 6);  // env over YAML
+    EXPECT_EQ(c.train.eval_batch, 7);  // YAML over default
+    EXPECT_EQ(c.train.max_skips, 2);   // CLI over default
     EXPECT_EQ(c.where("train.steps"), "train.steps (--set train.steps=30)");
   }
   // The last --set of a key wins.
@@ -183,8 +184,9 @@ TEST_F(ConfigTest, ModelKeyOfAnotherModelIsAnError) {
 
 TEST_F(ConfigTest, GlobalBatchMustBeAMultipleOfMicroBatch) {
   std::string m = load_error("train:\n  global_batch: 100\n  micro_batch: 16\n");
-  EXPECT_TRUE(contains(m, "train.global_batch (configs/x.yaml:2) = 100 is not a multiple of "
-                          "train.micro_batch (configs/x.yaml:3) = 16"));
+  EXPECT_TRUE(contains(m,
+                       "train.global_batch (configs/x.yaml:2) = 100 is not a multiple of "
+                       "train.micro_batch (configs/x.yaml:3) = 16"));
   m = load_error("train:\n  global_batch: 8\n  micro_batch: 16\n");
   EXPECT_TRUE(contains(m, "train.micro_batch (configs/x.yaml:3) = 16 is larger than"));
 }

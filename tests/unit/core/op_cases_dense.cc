@@ -19,7 +19,8 @@ Tensor rnd(const Shape& s, DType t, uint64_t seed, int i) {
 OpCase matmul_case(bool ta, bool tb, bool accumulate) {
   const float alpha = 1.5f, beta = accumulate ? 0.5f : 0.0f;
   OpCase c;
-  c.name = std::string("matmul_") + (ta ? "t" : "n") + (tb ? "t" : "n") + (accumulate ? "_beta" : "");
+  c.name =
+      std::string("matmul_") + (ta ? "t" : "n") + (tb ? "t" : "n") + (accumulate ? "_beta" : "");
   c.dims_meaning = "M, K, N";
   c.shapes = {{1, 1, 1}, {3, 5, 2}, {1, 7, 4}, {17, 33, 9}, {64, 48, 31}};
   c.make_inputs = [=](const Dims& d, DType t, uint64_t seed) {
@@ -104,8 +105,8 @@ OpCase linear_backward_case(bool need_dx) {
   c.run = [=](Ops& ops, Device& dev, const Dims&, const std::vector<Tensor>& in) {
     Tensor dx = poisoned(dev, in[0].shape(), in[0].dtype());
     Tensor dw = on(dev, in[3]), db = on(dev, in[4]);
-    ops.linear_backward(on(dev, in[0]), on(dev, in[1]), on(dev, in[2]), need_dx ? &dx : nullptr,
-                        dw, db);
+    ops.linear_backward(on(dev, in[0]), on(dev, in[1]), on(dev, in[2]), need_dx ? &dx : nullptr, dw,
+                        db);
     OpOutputs out{read("dw", dw), read("db", db)};
     if (need_dx) out.push_back(read("dx", dx));
     return out;
@@ -189,8 +190,8 @@ OpCase conv2d_forward_case() {
             for (int64_t ch = 0; ch < g.c; ++ch)
               for (int64_t i = 0; i < g.kh; ++i)
                 for (int64_t j = 0; j < g.kw; ++j) {
-                  const int64_t at = x_at(g, n, ch, oh * g.stride - g.pad + i,
-                                          ow * g.stride - g.pad + j);
+                  const int64_t at =
+                      x_at(g, n, ch, oh * g.stride - g.pad + i, ow * g.stride - g.pad + j);
                   if (at >= 0) s += x[at] * w[((o * g.c + ch) * g.kh + i) * g.kw + j];
                 }
             y[((n * g.o + o) * g.ho + oh) * g.wo + ow] = s;
@@ -207,18 +208,17 @@ OpCase conv2d_backward_case(bool need_dx) {
   c.shapes = kConvShapes;
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     ConvDims g = conv_dims(d);
-    return std::vector<Tensor>{rnd(Shape{g.n, g.c, g.h, g.w}, t, seed, 0),
-                               rnd(Shape{g.o, g.c, g.kh, g.kw}, t, seed, 1),
-                               rnd(Shape{g.n, g.o, g.ho, g.wo}, t, seed, 2),
-                               rnd(Shape{g.o, g.c, g.kh, g.kw}, t, seed, 3),
-                               rnd(Shape{g.o}, t, seed, 4)};
+    return std::vector<Tensor>{
+        rnd(Shape{g.n, g.c, g.h, g.w}, t, seed, 0), rnd(Shape{g.o, g.c, g.kh, g.kw}, t, seed, 1),
+        rnd(Shape{g.n, g.o, g.ho, g.wo}, t, seed, 2), rnd(Shape{g.o, g.c, g.kh, g.kw}, t, seed, 3),
+        rnd(Shape{g.o}, t, seed, 4)};
   };
   c.run = [=](Ops& ops, Device& dev, const Dims& d, const std::vector<Tensor>& in) {
     ConvDims g = conv_dims(d);
     Tensor dx = poisoned(dev, in[0].shape(), in[0].dtype());
     Tensor dw = on(dev, in[3]), db = on(dev, in[4]);
-    ops.conv2d_backward(on(dev, in[0]), on(dev, in[1]), on(dev, in[2]), need_dx ? &dx : nullptr,
-                        dw, db, Conv2dParams{g.stride, g.pad});
+    ops.conv2d_backward(on(dev, in[0]), on(dev, in[1]), on(dev, in[2]), need_dx ? &dx : nullptr, dw,
+                        db, Conv2dParams{g.stride, g.pad});
     OpOutputs out{read("dw", dw), read("db", db)};
     if (need_dx) out.push_back(read("dx", dx));
     return out;
@@ -237,8 +237,8 @@ OpCase conv2d_backward_case(bool need_dx) {
             for (int64_t ch = 0; ch < g.c; ++ch)
               for (int64_t i = 0; i < g.kh; ++i)
                 for (int64_t j = 0; j < g.kw; ++j) {
-                  const int64_t at = x_at(g, n, ch, oh * g.stride - g.pad + i,
-                                          ow * g.stride - g.pad + j);
+                  const int64_t at =
+                      x_at(g, n, ch, oh * g.stride - g.pad + i, ow * g.stride - g.pad + j);
                   if (at < 0) continue;
                   const int64_t wi = ((o * g.c + ch) * g.kh + i) * g.kw + j;
                   dw[wi] += gy * x[at];

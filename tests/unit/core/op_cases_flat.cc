@@ -22,11 +22,11 @@ const std::vector<Dims> kFlatShapes = {{1}, {7}, {1000}, {40001}};
 
 AdamWArgs adamw_args(int64_t step) {
   AdamWArgs a;
-  a.lr = 0.01f;
-  a.beta1 = 0.9f;
-  a.beta2 = 0.999f;
-  a.eps = 1e-8f;
-  a.weight_decay = 0.1f;
+  a.lr = 0.01;
+  a.beta1 = 0.9;
+  a.beta2 = 0.999;
+  a.eps = 1e-8;
+  a.weight_decay = 0.1;
   a.step = step;
   a.grad_scale = 0.5f;
   return a;
@@ -55,8 +55,7 @@ OpCase adamw_case() {
     const double lr = a.lr, b1 = a.beta1, b2 = a.beta2, eps = a.eps, wd = a.weight_decay;
     const double bc1 = 1.0 - std::pow(b1, static_cast<double>(a.step));
     const double bc2 = 1.0 - std::pow(b2, static_cast<double>(a.step));
-    std::vector<double> p = values(in[0]), g = values(in[1]), m = values(in[2]),
-                        v = values(in[3]);
+    std::vector<double> p = values(in[0]), g = values(in[1]), m = values(in[2]), v = values(in[3]);
     for (size_t i = 0; i < p.size(); ++i) {
       const double gi = g[i] * static_cast<double>(a.grad_scale);
       p[i] *= 1.0 - lr * wd;
@@ -180,8 +179,10 @@ OpCase all_finite_case(const std::string& name, double bad, int where) {
     Tensor x = rnd(Shape{d[0]}, t, seed, 0);
     if (bad != 0) {
       const int64_t i = where == 0 ? 0 : where == 1 ? d[0] / 2 : d[0] - 1;
-      if (t == DType::f32) x.data<float>()[i] = static_cast<float>(bad);
-      else x.data<double>()[i] = bad;
+      if (t == DType::f32)
+        x.data<float>()[i] = static_cast<float>(bad);
+      else
+        x.data<double>()[i] = bad;
     }
     return std::vector<Tensor>{x};
   };

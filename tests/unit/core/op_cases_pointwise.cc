@@ -35,9 +35,8 @@ PoolDims pool_dims(const Dims& d) {
 
 // Odd sizes (the last row/column is dropped), overlapping windows (k > s), k = 1, the 2x2 fast
 // path, and one large enough for the parallel loop.
-const std::vector<Dims> kPoolShapes = {{1, 1, 2, 2, 2, 2}, {2, 3, 8, 8, 2, 2},
-                                       {2, 3, 7, 9, 2, 2}, {2, 2, 7, 7, 3, 2},
-                                       {1, 2, 5, 5, 3, 1}, {2, 1, 6, 6, 1, 1},
+const std::vector<Dims> kPoolShapes = {{1, 1, 2, 2, 2, 2},   {2, 3, 8, 8, 2, 2}, {2, 3, 7, 9, 2, 2},
+                                       {2, 2, 7, 7, 3, 2},   {1, 2, 5, 5, 3, 1}, {2, 1, 6, 6, 1, 1},
                                        {8, 16, 28, 28, 2, 2}};
 
 // Row-major scan of each window; an element replaces the maximum when larger or NaN (PyTorch's
@@ -77,8 +76,10 @@ OpCase maxpool_forward_case(bool with_nan) {
     if (with_nan) {
       const double nan = std::numeric_limits<double>::quiet_NaN();
       for (int64_t i = 3; i < x.numel(); i += 17) {
-        if (t == DType::f32) x.data<float>()[i] = static_cast<float>(nan);
-        else x.data<double>()[i] = nan;
+        if (t == DType::f32)
+          x.data<float>()[i] = static_cast<float>(nan);
+        else
+          x.data<double>()[i] = nan;
       }
     }
     return std::vector<Tensor>{x};
@@ -153,8 +154,10 @@ OpCase unary_case(std::string name, double lo, double hi, bool backward,
   };
   c.run = [=](Ops& ops, Device& dev, const Dims&, const std::vector<Tensor>& in) {
     Tensor out = poisoned(dev, in[0].shape(), in[0].dtype());
-    if (backward) (ops.*op2)(on(dev, in[0]), on(dev, in[1]), out);
-    else (ops.*op1)(on(dev, in[0]), out);
+    if (backward)
+      (ops.*op2)(on(dev, in[0]), on(dev, in[1]), out);
+    else
+      (ops.*op1)(on(dev, in[0]), out);
     return OpOutputs{read(backward ? "dx" : "y", out)};
   };
   c.reference = [=](const Dims&, const std::vector<Tensor>& in) {
@@ -184,8 +187,10 @@ OpCase relu_backward_case() {
     std::vector<double> x = values(in[0]);
     for (int64_t i = 0; i < in[0].numel(); ++i) {
       if (x[i] >= 0) continue;
-      if (t == DType::f32) in[0].data<float>()[i] = 0.0f;
-      else in[0].data<double>()[i] = 0.0;
+      if (t == DType::f32)
+        in[0].data<float>()[i] = 0.0f;
+      else
+        in[0].data<double>()[i] = 0.0;
     }
     return in;
   };
@@ -215,9 +220,9 @@ float dropout_p(const Dims& d) { return static_cast<float>(d[3]) / 100.0f; }
 
 // dims: samples, elements per sample, the first sample's global index, p in percent. The
 // global index crosses 2^32 in one shape (its high word is part of the counter).
-const std::vector<Dims> kDropoutShapes = {{1, 1, 0, 50},       {4, 7, 0, 10},
-                                          {3, 33, 5, 25},      {8, 4, 3, 0},
-                                          {5, 9, 7, 90},       {2, 5, (1ll << 32) + 3, 30},
+const std::vector<Dims> kDropoutShapes = {{1, 1, 0, 50},      {4, 7, 0, 10},
+                                          {3, 33, 5, 25},     {8, 4, 3, 0},
+                                          {5, 9, 7, 90},      {2, 5, (1ll << 32) + 3, 30},
                                           {2, 20001, 777, 50}};
 
 OpCase dropout_forward_case() {
@@ -293,8 +298,7 @@ OpCase softmax_xent_case(bool with_grad) {
   c.run = [=](Ops& ops, Device& dev, const Dims&, const std::vector<Tensor>& in) {
     Tensor dl = poisoned(dev, in[0].shape(), in[0].dtype());
     Tensor stats = poisoned(dev, Shape{2}, DType::f64);
-    ops.softmax_xent(on(dev, in[0]), on(dev, in[1]), with_grad ? &dl : nullptr, kXentScale,
-                     stats);
+    ops.softmax_xent(on(dev, in[0]), on(dev, in[1]), with_grad ? &dl : nullptr, kXentScale, stats);
     std::vector<double> s = values(stats.to(cpu_device()));
     OpOutputs out{{"loss_sum", {s[0]}}, {"correct", {s[1]}, true}};
     if (with_grad) out.push_back(read("dlogits", dl));

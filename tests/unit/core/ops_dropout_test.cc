@@ -29,8 +29,10 @@ DropoutRun run_dropout(const Tensor& x, float p, const DropoutKey& key) {
 Tensor ones(const Shape& s, DType t) {
   Tensor x = Tensor::empty(s, t, cpu_device());
   for (int64_t i = 0; i < x.numel(); ++i) {
-    if (t == DType::f32) x.data<float>()[i] = 1.0f;
-    else x.data<double>()[i] = 1.0;
+    if (t == DType::f32)
+      x.data<float>()[i] = 1.0f;
+    else
+      x.data<double>()[i] = 1.0;
   }
   return x;
 }

@@ -86,12 +86,25 @@ INSTANTIATE_TEST_SUITE_P(AllOps, OpsTest, ::testing::ValuesIn(all_params()), par
 // Every method of the Ops interface has at least one case, so a backend tested on these cases
 // is tested on all of its kernels.
 TEST(OpCases, CoverEveryOpsMethod) {
-  const std::vector<std::string> methods = {
-      "matmul",          "linear_forward",    "linear_backward",   "conv2d_forward",
-      "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "relu_forward",
-      "relu_backward",   "gelu_forward",      "gelu_backward",     "dropout_forward",
-      "dropout_backward", "softmax_xent",     "adamw_step",        "sgd_step",
-      "sum_squares",     "scale",             "all_finite"};
+  const std::vector<std::string> methods = {"matmul",
+                                            "linear_forward",
+                                            "linear_backward",
+                                            "conv2d_forward",
+                                            "conv2d_backward",
+                                            "maxpool2d_forward",
+                                            "maxpool2d_backward",
+                                            "relu_forward",
+                                            "relu_backward",
+                                            "gelu_forward",
+                                            "gelu_backward",
+                                            "dropout_forward",
+                                            "dropout_backward",
+                                            "softmax_xent",
+                                            "adamw_step",
+                                            "sgd_step",
+                                            "sum_squares",
+                                            "scale",
+                                            "all_finite"};
   std::set<std::string> names;
   for (const OpCase& c : op_cases()) {
     EXPECT_TRUE(names.insert(c.name).second) << "two cases are named " << c.name;

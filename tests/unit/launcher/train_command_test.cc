@@ -25,28 +25,34 @@ bool dataset_present() { return exists(std::string(kDataset) + "/train-images-id
 class TrainCommandTest : public ::testing::Test {
  protected:
   // A tiny run: an MLP with one hidden layer of 16, 6 steps of 32 samples, one CPU thread.
-  // `extra` goes in the train section at line 13.
-  void write_config(const std::string& extra = "") {
-    std::ofstream f(config_path());
-    f << "model:\n"                                  // 1
-         "  name: mlp\n"                             // 2
-         "  hidden: [16]\n"                          // 3
-         "data:\n"                                   // 4
-         "  path: " << kDataset << "\n"              // 5
-         "train:\n"                                  // 6
-         "  steps: 6\n"                              // 7
-         "  global_batch: 32\n"                      // 8
-         "  micro_batch: 32\n"                       // 9
-         "  eval_every: 0\n"                         // 10
-         "  device: cpu\n"                           // 11
-         "  threads: 1\n"                            // 12
-      << (extra.empty() ? "  seed: 1" : extra) << "\n"  // 13
-         "optim:\n"
-         "  name: adamw\n"
-         "  lr: 1.0e-3\n"
-         "metrics:\n"
-         "  path: " << metrics_path() << "\n"
-         "  log_every: 1\n";
+  // `extra` replaces line 13, in the train section.
+  void write_config(const std::string& extra = "  seed: 1") {
+    std::string yaml = R"(model:
+  name: mlp
+  hidden: [16]
+data:
+  path: DATASET
+train:
+  steps: 6
+  global_batch: 32
+  micro_batch: 32
+  eval_every: 0
+  device: cpu
+  threads: 1
+EXTRA
+optim:
+  name: adamw
+  lr: 1.0e-3
+metrics:
+  path: METRICS
+  log_every: 1
+)";
+    for (auto [from, to] : {std::pair<std::string, std::string>{"DATASET", kDataset},
+                            {"EXTRA", extra},
+                            {"METRICS", metrics_path()}}) {
+      yaml.replace(yaml.find(from), from.size(), to);
+    }
+    std::ofstream(config_path()) << yaml;
   }
   std::string config_path() const { return dir_.path() + "/x.yaml"; }
   std::string metrics_path() const { return dir_.path() + "/metrics.jsonl"; }
@@ -117,8 +123,9 @@ TEST_F(TrainCommandTest, ModelKeyOfAnotherModelStopsBeforeAnythingStarts) {
 TEST_F(TrainCommandTest, GlobalBatchNotDivisibleByMicroBatchStopsBeforeAnythingStarts) {
   write_config();
   expect_refused(kiln("--set train.global_batch=40 --set train.micro_batch=16"));
-  EXPECT_TRUE(contains(output_, "train.global_batch (--set train.global_batch=40) = 40 is not a "
-                                "multiple of train.micro_batch (--set train.micro_batch=16) = 16"));
+  EXPECT_TRUE(contains(output_,
+                       "train.global_batch (--set train.global_batch=40) = 40 is not a "
+                       "multiple of train.micro_batch (--set train.micro_batch=16) = 16"));
 }
 
 // The printed table names each key's value and where it came from.
@@ -137,10 +144,10 @@ TEST_F(TrainCommandTest, OverridePrecedenceIsCliThenEnvThenYamlThenDefault) {
     return std::string("(no row for " + key + ")");
   };
   EXPECT_TRUE(contains(row("train.steps"), "30"));
-  EXPECT_TRUE(contains(row("train.steps"), "--set train.steps=30"));        // CLI over env
+  EXPECT_TRUE(contains(row("train.steps"), "--set train.steps=30"));              // CLI over env
   EXPECT_TRUE(contains(row("train.eval_every"), "KILN_SET train.eval_every=4"));  // env over YAML
   EXPECT_TRUE(contains(row("train.max_skips"), "KILN_SET train.max_skips=3"));  // env over default
-  EXPECT_TRUE(contains(row("train.micro_batch"), "x.yaml:9"));              // YAML over default
+  EXPECT_TRUE(contains(row("train.micro_batch"), "x.yaml:9"));                  // YAML over default
   EXPECT_TRUE(contains(row("train.eval_batch"), "256"));
   EXPECT_TRUE(contains(row("train.eval_batch"), "default"));
   EXPECT_FALSE(exists(metrics_path()));
@@ -180,8 +187,10 @@ TEST_F(TrainCommandTest, NonFiniteLossIsSkippedAndCounted) {
     const nlohmann::json& r = m[step - 1];
     EXPECT_EQ(r["step"], step);
     EXPECT_EQ(r["skipped"], step < 3 ? 0 : 1) << r.dump();
-    if (step == 3) EXPECT_TRUE(r["loss"].is_null()) << "the skipped step has no loss";
-    else EXPECT_TRUE(r["loss"].is_number()) << r.dump();
+    if (step == 3)
+      EXPECT_TRUE(r["loss"].is_null()) << "the skipped step has no loss";
+    else
+      EXPECT_TRUE(r["loss"].is_number()) << r.dump();
   }
   EXPECT_EQ(m[6]["final"], true);
   EXPECT_GT(m[6]["eval_accuracy"].get<double>(), 0.0);

@@ -1,8 +1,9 @@
 // Gradient accumulation from global_batch, micro_batch and the world size (DESIGN decision 6):
 // a world the batch does not split over is an error naming the world sizes that work.
+#include "launcher/trainer.h"
+
 #include <gtest/gtest.h>
 
-#include "launcher/trainer.h"
 #include "test_util.h"
 
 namespace kiln::test {

@@ -32,8 +32,7 @@ std::unique_ptr<LayerUnderTest> f64_layer(std::unique_ptr<Layer> layer, uint64_t
   return t;
 }
 
-void check_layer_gradients(LayerUnderTest& t, Tensor x, const ForwardContext& ctx,
-                           uint64_t seed) {
+void check_layer_gradients(LayerUnderTest& t, Tensor x, const ForwardContext& ctx, uint64_t seed) {
   Layer& layer = *t.layer;
   const Shape out_shape = layer.output_shape(x.shape());
   const Tensor r = random_tensor(out_shape, DType::f64, seed);
@@ -54,8 +53,7 @@ void check_layer_gradients(LayerUnderTest& t, Tensor x, const ForwardContext& ct
   const std::vector<double> dx = as_doubles(layer.backward(r, true));
   const std::vector<double> grads = as_doubles(t.store.grads());
 
-  EXPECT_TRUE(all_close(dx, numeric_gradient(x.data<double>(), x.numel(), loss), kFdRtol,
-                        kFdAtol))
+  EXPECT_TRUE(all_close(dx, numeric_gradient(x.data<double>(), x.numel(), loss), kFdRtol, kFdAtol))
       << layer.kind() << ": dL/dx";
   for (const ParamInfo& info : t.store.infos()) {
     double* p = t.store.params().data<double>() + info.offset;

@@ -35,7 +35,6 @@ std::unique_ptr<LayerUnderTest> f64_layer(std::unique_ptr<Layer> layer, uint64_t
 
 // Checks dL/dx and every parameter gradient of L = sum(r * layer(x)) for random r against
 // finite differences (gtest failures name the input or parameter that differs).
-void check_layer_gradients(LayerUnderTest& t, Tensor x, const ForwardContext& ctx,
-                           uint64_t seed);
+void check_layer_gradients(LayerUnderTest& t, Tensor x, const ForwardContext& ctx, uint64_t seed);
 
 }  // namespace kiln::test

@@ -26,7 +26,8 @@ ForwardContext training_ctx() {
 Tensor away_from_zero(const Shape& s, uint64_t seed) {
   Tensor x = random_tensor(s, DType::f64, seed);
   double* p = x.data<double>();
-  for (int64_t i = 0; i < x.numel(); ++i) p[i] = (p[i] < 0 ? -1 : 1) * (0.1 + 0.9 * std::fabs(p[i]));
+  for (int64_t i = 0; i < x.numel(); ++i)
+    p[i] = (p[i] < 0 ? -1 : 1) * (0.1 + 0.9 * std::fabs(p[i]));
   return x;
 }
 
@@ -96,8 +97,7 @@ TEST(LayerGradient, ReLU) {
 
 TEST(LayerGradient, GELU) {
   auto t = f64_layer(std::make_unique<GELU>(), 1);
-  check_layer_gradients(*t, random_tensor(Shape{4, 33}, DType::f64, 43, -4, 4), training_ctx(),
-                        44);
+  check_layer_gradients(*t, random_tensor(Shape{4, 33}, DType::f64, 43, -4, 4), training_ctx(), 44);
 }
 
 // The key (seed, step, layer, first sample) is fixed by the context, so every evaluation of the
@@ -131,8 +131,8 @@ TEST(LayerGradient, SoftmaxCrossEntropyWrtLogits) {
       return stats.data<double>()[0] * scale;
     };
     EXPECT_TRUE(all_close(as_doubles(dlogits),
-                          numeric_gradient(logits.data<double>(), logits.numel(), loss),
-                          kFdRtol, kFdAtol))
+                          numeric_gradient(logits.data<double>(), logits.numel(), loss), kFdRtol,
+                          kFdAtol))
         << "grad_scale " << scale;
   }
 }

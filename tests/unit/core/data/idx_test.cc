@@ -1,12 +1,13 @@
 // The IDX reader on small files written here with zlib: gzip and plain files read back exactly;
 // truncated files, a bad magic and unsupported element types are errors naming the file.
+#include "core/data/idx.h"
+
 #include <gtest/gtest.h>
 #include <zlib.h>
 
 #include <cstdio>
 #include <fstream>
 
-#include "core/data/idx.h"
 #include "test_util.h"
 
 namespace kiln::test {

@@ -1,11 +1,12 @@
 // The global sample order (DESIGN decision 6): one permutation per epoch keyed by (seed, epoch),
 // batches that straddle epochs, and the same samples per step at any world size.
+#include "core/data/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
 
-#include "core/data/sampler.h"
 #include "test_util.h"
 
 namespace kiln::test {
