@@ -60,9 +60,9 @@ metrics:
   // Runs `kiln train --config x.yaml ARGS` in the scratch folder with `env` (VAR=value ...)
   // and none of the caller's KILN_* overrides.
   int kiln(const std::string& args, const std::string& env = "") {
-    const std::string cmd = "cd '" + dir_.path() +
-                            "' && env -u KILN_SET -u KILN_DEBUG_NAN_AT_STEP " + env + " " +
-                            KILN_BINARY + " train --config '" + config_path() + "' " + args;
+    const std::string cmd =
+        "cd '" + dir_.path() + "' && env -u KILN_SET -u KILN_DEBUG_NAN_AT_STEP -u KILN_LOG_LEVEL " +
+        env + " " + KILN_BINARY + " train --config '" + config_path() + "' " + args;
     return run_command(cmd, &output_);
   }
 
