@@ -21,7 +21,8 @@ const std::vector<Knob>& knobs() {
        "debug hook: this rank blocks forever at the given step (tests of the watchdog)"},
       {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
-       "debug hook: the loss of the given step is replaced by NaN (tests of non-finite handling)"},
+       "debug hook: the loss of the given step (counted from 1, as in the logs) is replaced by NaN "
+       "(tests of non-finite handling)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
   };
   return table;

@@ -27,12 +27,14 @@ struct DropoutKey {
 };
 
 // One AdamW update (decoupled weight decay, PyTorch's formulation) of a range of parameters.
+// The scalars are doubles, as in Python: kernels derive 1 - beta and the step size from them in
+// double and round once (1 - float(0.999) is 1.3e-5 away from float(1 - 0.999)).
 struct AdamWArgs {
-  float lr = 1e-3f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-  float weight_decay = 0.0f;
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
   int64_t step = 1;          // 1-based, for bias correction
   float grad_scale = 1.0f;   // gradients are multiplied by this first (clipping, unscaling)
 };

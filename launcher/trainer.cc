@@ -139,8 +139,9 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+  // Counted from 1, as the logs, the metrics and the non-finite error count steps.
   static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
-  if (step == nan_step) r.sums.loss = std::nan("");
+  if (step + 1 == nan_step) r.sums.loss = std::nan("");
 
   auto t2 = Clock::now();
   comm_.all_reduce(store.grads(), ReduceOp::sum);
