@@ -22,6 +22,11 @@ const std::vector<Knob>& knobs() {
       {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
        "debug hook: the loss of the given step is replaced by NaN (tests of non-finite handling)"},
+      {"KILN_DEBUG_STOP_AT_STEP", "-1",
+       "debug hook: the run stops after the given step as if SIGTERM had arrived during it "
+       "(tests of interrupted and resumed runs)"},
+      {"KILN_DEBUG_CKPT_SLOW_MS", "0",
+       "debug hook: sleep this many ms between the phases of a checkpoint save (crash tests)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
   };
   return table;

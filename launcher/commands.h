@@ -12,5 +12,6 @@ namespace kiln {
 using CommandRunner = std::function<int()>;
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
+CommandRunner add_ckpt_command(CLI::App& app);
 
 }  // namespace kiln

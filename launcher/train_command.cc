@@ -17,6 +17,7 @@ struct TrainFlags {
   std::string config;
   std::vector<std::string> set;
   bool print_config = false;
+  std::string resume = "none";
 };
 
 void on_stop_signal(int) { stop_requested().store(true); }
@@ -47,6 +48,7 @@ int run_train(const TrainFlags& flags) {
   std::signal(SIGTERM, on_stop_signal);
 
   Trainer trainer(cfg, *comm);
+  trainer.resume(flags.resume);
   trainer.run();
   return 0;
 }
@@ -63,6 +65,10 @@ CommandRunner add_train_command(CLI::App& app) {
   cmd->add_option("--set", flags->set,
                   "override a config key, e.g. --set train.steps=100 (repeatable; wins over "
                   "KILN_SET and the YAML)");
+  cmd->add_option("--resume", flags->resume,
+                  "auto (the newest checkpoint under checkpoint.dir that verifies), none, or the "
+                  "path of a checkpoint or of a directory of them")
+      ->capture_default_str();
   cmd->add_flag("--print-config", flags->print_config,
                 "print the resolved config as a table and exit");
   return [flags] { return run_train(*flags); };
