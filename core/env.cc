@@ -27,6 +27,10 @@ const std::vector<Knob>& knobs() {
        "(tests of interrupted and resumed runs)"},
       {"KILN_DEBUG_CKPT_SLOW_MS", "0",
        "debug hook: sleep this many ms between the phases of a checkpoint save (crash tests)"},
+      {"KILN_CKPT_WRITER_NICE", "10",
+       "CPU priority (nice, 0..19) of the thread that writes checkpoint files: training threads "
+       "keep most of the cores while a save is written in the background (its CPU work is "
+       "small: checksums and copies into the page cache)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
   };
   return table;

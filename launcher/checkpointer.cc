@@ -10,6 +10,7 @@
 #include "core/checkpoint/manifest.h"
 #include "core/checkpoint/optim_shards.h"
 #include "core/checkpoint/safetensors.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -30,6 +31,7 @@ struct Checkpointer::Save {
   TrainerState state;
   std::string dir, tmp;  // step-N and step-N.tmp
   std::promise<void> snapshot;
+  std::shared_future<void> snapshot_ready;
   std::atomic<int> status{0};  // 0 writing, 1 written and durable, 2 failed
   std::string error;
   uint64_t bytes = 0;  // written by this rank
@@ -55,12 +57,45 @@ Checkpointer::Checkpointer(const Config& cfg, Communicator& comm, Model& model,
   Device& dev = model_.params().params().device();
   copy_stream_ = dev.new_stream();
   step_end_ = dev.new_event();
-  worker_ = std::make_unique<BackgroundWorker>("checkpoint writer");
+  copier_ = std::make_unique<BackgroundWorker>("checkpoint snapshot");
+  writer_ = std::make_unique<BackgroundWorker>(
+      "checkpoint writer", static_cast<int>(env::get_int("KILN_CKPT_WRITER_NICE")));
+  // The snapshot goes straight into images of the files, built (and first touched) here and
+  // reused by every save: the headers are the same each time, only the tensor bytes change.
+  const ParamStore& store = model_.params();
+  if (comm_.rank() == 0) {
+    std::vector<SafeTensor> tensors;
+    for (const ParamInfo& info : store.infos()) {
+      tensors.push_back(SafeTensor{info.name, DType::f32, info.shape, nullptr});
+    }
+    // Constant metadata: the same weights give the same file, whatever the step.
+    model_image_ = std::make_unique<SafeTensorsImage>(
+        tensors, std::map<std::string, std::string>{{"kiln.kind", "model"},
+                                                    {"model", model_.name()},
+                                                    {"fingerprint", model_.fingerprint()}});
+  }
+  OptimShardInfo info;
+  info.optimizer = optimizer_.name();
+  info.total = store.total();
+  info.range = shard_range(info.total, comm_.rank(), comm_.world());
+  info.rank = comm_.rank();
+  info.world = comm_.world();
+  info.model_fingerprint = model_.fingerprint();
+  std::vector<StateSlice> slices;
+  for (const NamedState& st : optimizer_.state()) slices.push_back(StateSlice{st.name, nullptr});
+  shard_image_ = std::make_unique<SafeTensorsImage>(optim_shard_tensors(info, slices),
+                                                    optim_shard_metadata(info));
 }
 
 Checkpointer::~Checkpointer() {
   // Jobs refer to the snapshot buffers, the model and the optimizer: finish them first.
-  worker_.reset();
+  writer_.reset();
+  copier_.reset();
+}
+
+void Checkpointer::wait_threads() {
+  copier_->wait_idle();
+  writer_->wait_idle();
 }
 
 TrainerState Checkpointer::trainer_state(const TrainProgress& p) const {
@@ -116,10 +151,10 @@ void Checkpointer::finish(const TrainProgress& p) {
     snapshot_in_flight_ = false;
   }
   if (pending_) {
-    worker_->wait_idle();
+    wait_threads();
     agree(true);
   }
-  worker_->wait_idle();
+  wait_threads();
   KILN_LOG_INFO0("ckpt",
                  "{} checkpoint(s) saved this run; training waited {:.1f} ms for them "
                  "({:.2f} ms per save), then {:.1f} ms at the end for the last one",
@@ -132,7 +167,7 @@ bool Checkpointer::agree(bool block) {
   double* a = agree_.data<double>();
   a[0] = a[1] = a[2] = 0;
   if (pending_) {
-    if (block) worker_->wait_idle();
+    if (block) wait_threads();
     const int st = pending_->status.load();
     a[0] = st == 0 ? 1 : 0;
     a[1] = st == 2 ? 1 : 0;
@@ -151,13 +186,13 @@ bool Checkpointer::agree(bool block) {
                      "and the previous checkpoint stays the newest",
                      s->step, a[1], s->error.empty() ? "" : " (here: " + s->error + ")");
       if (comm_.rank() == 0) {
-        worker_->submit([s] {
+        writer_->submit([s] {
           std::error_code ec;
           fs::remove_all(s->tmp, ec);
         });
       }
     } else if (comm_.rank() == 0) {
-      worker_->submit([this, s] { commit(*s); });
+      writer_->submit([this, s] { commit(*s); });
     }
   }
   return a[2] > 0;
@@ -166,23 +201,12 @@ bool Checkpointer::agree(bool block) {
 void Checkpointer::start_save(const TrainProgress& p) {
   const auto t0 = Clock::now();
   if (pending_) {  // the next save waits for the previous one
-    worker_->wait_idle();
+    wait_threads();
     agree(true);
   }
   ParamStore& store = model_.params();
   const std::vector<NamedState> states = optimizer_.state();
   const FlatRange range = shard_range(store.total(), comm_.rank(), comm_.world());
-  // Host buffers are kept from save to save: allocating (and first touching) hundreds of MB each
-  // time would cost more than the copy.
-  if (comm_.rank() == 0 && !snap_params_.defined()) {
-    snap_params_ = Tensor::empty(Shape{store.total()}, DType::f32, cpu_device());
-  }
-  if (snap_state_.size() != states.size()) {
-    snap_state_.clear();
-    for (size_t i = 0; i < states.size(); ++i) {
-      snap_state_.push_back(Tensor::empty(Shape{range.size()}, DType::f32, cpu_device()));
-    }
-  }
 
   auto s = std::make_shared<Save>();
   s->step = p.step;
@@ -191,35 +215,39 @@ void Checkpointer::start_save(const TrainProgress& p) {
   s->tmp = s->dir + ".tmp";
   Device& dev = store.params().device();
   step_end_->record(dev.compute_stream());
-  snapshot_done_ = s->snapshot.get_future();
+  s->snapshot_ready = s->snapshot.get_future().share();
+  snapshot_done_ = s->snapshot_ready;
   snapshot_in_flight_ = true;
   const bool rank0 = comm_.rank() == 0;
-  worker_->submit(
-      [this, s, states, range, rank0, &dev] {
-        const auto ts = Clock::now();
-        try {
-          step_end_->wait(*copy_stream_);
-          if (rank0) {
-            dev.copy(snap_params_.raw(), model_.params().params().raw(), snap_params_.nbytes(),
-                     CopyKind::device_to_host, copy_stream_.get());
-          }
-          for (size_t i = 0; i < states.size(); ++i) {
-            const Tensor src = states[i].tensor->view(range.begin, Shape{range.size()});
-            dev.copy(snap_state_[i].raw(), src.raw(), snap_state_[i].nbytes(),
-                     CopyKind::device_to_host, copy_stream_.get());
-          }
-          copy_stream_->synchronize();
-        } catch (const std::exception& e) {
-          s->error = e.what();
-          s->status = 2;
-          KILN_LOG_ERROR("ckpt", "copying the state of step {} to host memory failed: {}", s->step,
-                         e.what());
+  copier_->submit([this, s, states, range, rank0, &dev] {
+    const auto ts = Clock::now();
+    try {
+      step_end_->wait(*copy_stream_);
+      if (rank0) {
+        ParamStore& store = model_.params();
+        for (size_t i = 0; i < store.infos().size(); ++i) {
+          const ParamInfo& info = store.infos()[i];
+          const Tensor src = store.params().view(info.offset, Shape{info.numel});
+          dev.copy(model_image_->data(i), src.raw(), src.nbytes(), CopyKind::device_to_host,
+                   copy_stream_.get());
         }
-        s->snapshot_s = seconds_since(ts);
-        s->snapshot.set_value();
-      },
-      /*urgent=*/true);
-  worker_->submit([this, s] { write_files(*s); });
+      }
+      for (size_t i = 0; i < states.size(); ++i) {
+        const Tensor src = states[i].tensor->view(range.begin, Shape{range.size()});
+        dev.copy(shard_image_->data(i), src.raw(), src.nbytes(), CopyKind::device_to_host,
+                 copy_stream_.get());
+      }
+      copy_stream_->synchronize();
+    } catch (const std::exception& e) {
+      s->error = e.what();
+      s->status = 2;
+      KILN_LOG_ERROR("ckpt", "copying the state of step {} to host memory failed: {}", s->step,
+                     e.what());
+    }
+    s->snapshot_s = seconds_since(ts);
+    s->snapshot.set_value();
+  });
+  writer_->submit([this, s] { write_files(*s); });
   pending_ = s;
   last_saved_step_ = p.step;
   last_save_time_ = Clock::now();
@@ -228,6 +256,7 @@ void Checkpointer::start_save(const TrainProgress& p) {
 }
 
 void Checkpointer::write_files(Save& s) {
+  s.snapshot_ready.wait();
   if (s.status == 2) return;  // the snapshot failed
   const auto t0 = Clock::now();
   try {
@@ -241,34 +270,13 @@ void Checkpointer::write_files(Save& s) {
       s.bytes += d.size;
     };
     if (rank == 0) {
-      const ParamStore& store = model_.params();
-      const float* flat = snap_params_.data<float>();
-      std::vector<SafeTensor> tensors;
-      for (const ParamInfo& info : store.infos()) {
-        tensors.push_back(SafeTensor{info.name, DType::f32, info.shape, flat + info.offset});
-      }
-      // Constant metadata: the file of the same weights is the same bytes, whatever the step.
-      const std::map<std::string, std::string> meta = {
-          {"kiln.kind", "model"}, {"model", model_.name()}, {"fingerprint", model_.fingerprint()}};
-      record(kModelFile, write_safetensors_digest((tmp / kModelFile).string(), tensors, meta));
+      record(kModelFile, model_image_->write((tmp / kModelFile).string()));
       debug_slow_phase();
       record(kTrainerFile,
              write_file_durable((tmp / kTrainerFile).string(), trainer_state_to_json(s.state)));
     }
-    std::vector<StateSlice> slices;
-    const std::vector<NamedState> states = optimizer_.state();
-    for (size_t i = 0; i < states.size(); ++i) {
-      slices.push_back(StateSlice{states[i].name, snap_state_[i].data<float>()});
-    }
-    OptimShardInfo info;
-    info.optimizer = optimizer_.name();
-    info.total = model_.params().total();
-    info.range = shard_range(info.total, rank, world);
-    info.rank = rank;
-    info.world = world;
-    info.model_fingerprint = model_.fingerprint();
     const std::string shard = optim_shard_name(rank, world);
-    record(shard, write_optim_shard((tmp / shard).string(), info, slices));
+    record(shard, shard_image_->write((tmp / shard).string()));
     debug_slow_phase();
     write_file_durable((tmp / rank_digest_name(rank)).string(), digests.dump());
     s.write_s = seconds_since(t0);

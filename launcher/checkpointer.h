@@ -4,7 +4,8 @@
 // Saving: at a step boundary the trainer calls after_step(); when a save is due the training
 // thread only records an event and hands a job to the writer thread, which copies parameters
 // and optimizer state to host memory (the snapshot) while the next step's forward/backward runs
-// (they do not change them), then writes the files under step-N.tmp/. before_update() - called
+// (they do not change them); a second thread, at a low CPU priority so that it yields the cores
+// to training, writes the files under step-N.tmp/. before_update() - called
 // before the optimizer touches parameters or state - waits for that copy. Each rank writes its
 // own optimizer shard, rank 0 also model.safetensors and trainer.json. Once every rank reports
 // its files durable (a small all-reduce at step ends, on the training thread), rank 0's writer
@@ -25,6 +26,7 @@
 
 #include "comm/communicator.h"
 #include "core/checkpoint/background_worker.h"
+#include "core/checkpoint/safetensors.h"
 #include "core/checkpoint/trainer_state.h"
 #include "core/config.h"
 #include "models/model.h"
@@ -98,13 +100,17 @@ class Checkpointer {
   int64_t dataset_size_;
   CommitHook hook_;
 
-  std::unique_ptr<BackgroundWorker> worker_;
+  void wait_threads();  // until both threads are idle
+
+  std::unique_ptr<BackgroundWorker> copier_;  // snapshot copies: urgent, the loop waits on them
+  std::unique_ptr<BackgroundWorker> writer_;  // files, commits, retention: low priority
   std::unique_ptr<Stream> copy_stream_;
   std::unique_ptr<Event> step_end_;
-  Tensor snap_params_;              // rank 0: the flat parameters (host)
-  std::vector<Tensor> snap_state_;  // this rank's slice of each optimizer state buffer (host)
-  std::shared_ptr<Save> pending_;   // written or being written, not yet committed
-  std::future<void> snapshot_done_;
+  // The snapshot: host images of the files this rank writes (model: rank 0 only).
+  std::unique_ptr<SafeTensorsImage> model_image_;
+  std::unique_ptr<SafeTensorsImage> shard_image_;
+  std::shared_ptr<Save> pending_;  // written or being written, not yet committed
+  std::shared_future<void> snapshot_done_;
   bool snapshot_in_flight_ = false;
   int64_t last_saved_step_ = -1;
   std::chrono::steady_clock::time_point last_save_time_;

@@ -1,12 +1,17 @@
 // The job thread of the checkpoint writer.
 #include "core/checkpoint/background_worker.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/log.h"
 
 namespace kiln {
 
-BackgroundWorker::BackgroundWorker(std::string name) : name_(std::move(name)) {
+BackgroundWorker::BackgroundWorker(std::string name, int nice)
+    : name_(std::move(name)), nice_(nice) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -19,14 +24,10 @@ BackgroundWorker::~BackgroundWorker() {
   thread_.join();
 }
 
-void BackgroundWorker::submit(std::function<void()> job, bool urgent) {
+void BackgroundWorker::submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (urgent) {
-      queue_.push_front(std::move(job));
-    } else {
-      queue_.push_back(std::move(job));
-    }
+    queue_.push_back(std::move(job));
   }
   cv_.notify_all();
 }
@@ -42,6 +43,10 @@ bool BackgroundWorker::idle() {
 }
 
 void BackgroundWorker::loop() {
+  if (nice_ != 0 &&
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice_) != 0) {
+    KILN_LOG_DEBUG("ckpt", "{}: cannot set nice {}: {}", name_, nice_, errno_string());
+  }
   for (;;) {
     std::function<void()> job;
     {

@@ -17,15 +17,15 @@ namespace kiln {
 
 class BackgroundWorker {
  public:
-  explicit BackgroundWorker(std::string name);
+  // `nice` > 0 lowers the thread's CPU priority (Linux per-thread nice), so that work which is
+  // not urgent yields the cores to the training threads.
+  explicit BackgroundWorker(std::string name, int nice = 0);
   // Runs what is queued, then joins.
   ~BackgroundWorker();
   BackgroundWorker(const BackgroundWorker&) = delete;
   BackgroundWorker& operator=(const BackgroundWorker&) = delete;
 
-  // `urgent` jobs go ahead of those queued (not of one running): the snapshot copy that the
-  // training loop will wait for must not queue behind file writes.
-  void submit(std::function<void()> job, bool urgent = false);
+  void submit(std::function<void()> job);
   // Blocks until every job submitted before the call has finished.
   void wait_idle();
   // True when no job is queued or running.
@@ -35,6 +35,7 @@ class BackgroundWorker {
   void loop();
 
   std::string name_;
+  int nice_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -22,6 +23,8 @@ namespace {
 // Hash a chunk and write it while it is still in cache; large enough that the syscall cost is
 // nothing next to the copy into the page cache.
 constexpr size_t kChunk = 8u << 20;
+// Direct writes go straight to the device; large requests keep it busy.
+constexpr size_t kDirectChunk = 64u << 20;
 
 Xxh3Stream& stream_of(void* p) { return *static_cast<Xxh3Stream*>(p); }
 
@@ -70,6 +73,48 @@ FileDigest DurableWriter::finish() {
   fd_ = -1;
   KILN_SYS_CHECK(::close(fd), "close of {} failed", path_);
   return FileDigest{size_, stream_of(hash_).digest()};
+}
+
+FileDigest write_file_direct(const std::string& path, const void* data, uint64_t size,
+                             uint64_t capacity) {
+  KILN_CHECK(reinterpret_cast<uintptr_t>(data) % kFileAlign == 0 && capacity % kFileAlign == 0 &&
+                 capacity >= size,
+             "write_file_direct({}): buffer not aligned for direct I/O", path);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+  if (fd < 0 && errno == EINVAL) {  // tmpfs and some others: no direct I/O
+    DurableWriter w(path);
+    w.write(data, size);
+    return w.finish();
+  }
+  KILN_SYS_CHECK(fd,
+                 "cannot create checkpoint file {} (is the directory writable, is the disk "
+                 "full?)",
+                 path);
+  FileDigest d{size, xxh3_64(data, size)};
+  const char* p = static_cast<const char*>(data);
+  uint64_t done = 0;
+  std::string failure;
+  while (done < capacity) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(capacity - done, kDirectChunk));
+    ssize_t w = ::write(fd, p + done, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      failure = fmt::format("writing {} bytes to {} at offset {} failed: {}", n, path, done,
+                            w < 0 ? errno_string() : "no progress (disk full?)");
+      break;
+    }
+    done += static_cast<uint64_t>(w);
+  }
+  // The last block was written whole: cut the file to its real length.
+  if (failure.empty() && ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    failure = fmt::format("truncating {} to {} bytes failed: {}", path, size, errno_string());
+  }
+  if (failure.empty() && ::fsync(fd) != 0) {
+    failure = fmt::format("fsync of {} failed: {}", path, errno_string());
+  }
+  ::close(fd);
+  KILN_CHECK(failure.empty(), "{}", failure);
+  return d;
 }
 
 FileDigest write_file_durable(const std::string& path, const std::string& text) {

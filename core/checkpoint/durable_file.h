@@ -39,6 +39,15 @@ class DurableWriter {
   void* hash_;  // Xxh3Stream, kept opaque so that callers do not pull in the hash header
 };
 
+// Alignment of buffers, lengths and offsets for direct I/O (the largest logical block size).
+inline constexpr uint64_t kFileAlign = 4096;
+
+// Writes the first `size` bytes of `data` to `path` durably. `data` is kFileAlign-aligned and
+// `capacity` (a multiple of kFileAlign, >= size) bytes long: the file is written with O_DIRECT,
+// straight from `data` to the device, then cut to `size`. Where the file system does not take
+// O_DIRECT, an ordinary write is used.
+FileDigest write_file_direct(const std::string& path, const void* data, uint64_t size,
+                             uint64_t capacity);
 // Writes `text` to `path` durably.
 FileDigest write_file_durable(const std::string& path, const std::string& text);
 // Reads a whole (small) file; throws naming the path when it cannot.

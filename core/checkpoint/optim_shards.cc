@@ -33,13 +33,17 @@ FlatRange shard_range(int64_t total, int rank, int world) {
   return FlatRange{total * rank / world, total * (rank + 1) / world};
 }
 
-FileDigest write_optim_shard(const std::string& path, const OptimShardInfo& info,
-                             const std::vector<StateSlice>& states) {
+std::vector<SafeTensor> optim_shard_tensors(const OptimShardInfo& info,
+                                            const std::vector<StateSlice>& states) {
   std::vector<SafeTensor> tensors;
   for (const StateSlice& s : states) {
     tensors.push_back(SafeTensor{s.name, DType::f32, Shape{info.range.size()}, s.data});
   }
-  const std::map<std::string, std::string> meta = {
+  return tensors;
+}
+
+std::map<std::string, std::string> optim_shard_metadata(const OptimShardInfo& info) {
+  return {
       {"kiln.kind", "optimizer_shard"},
       {"optimizer", info.optimizer},
       {"begin", std::to_string(info.range.begin)},
@@ -49,7 +53,12 @@ FileDigest write_optim_shard(const std::string& path, const OptimShardInfo& info
       {"world", std::to_string(info.world)},
       {"model_fingerprint", info.model_fingerprint},
   };
-  return write_safetensors_digest(path, tensors, meta);
+}
+
+FileDigest write_optim_shard(const std::string& path, const OptimShardInfo& info,
+                             const std::vector<StateSlice>& states) {
+  return write_safetensors_digest(path, optim_shard_tensors(info, states),
+                                  optim_shard_metadata(info));
 }
 
 OptimShardSet OptimShardSet::open(const std::string& dir, int world) {

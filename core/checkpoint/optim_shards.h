@@ -37,6 +37,10 @@ struct StateSlice {
   const float* data;
 };
 
+// The tensors (each a [range.size()] F32 slice, from `states`) and metadata of a shard file.
+std::vector<SafeTensor> optim_shard_tensors(const OptimShardInfo& info,
+                                            const std::vector<StateSlice>& states);
+std::map<std::string, std::string> optim_shard_metadata(const OptimShardInfo& info);
 // Writes one shard file (fsynced) and returns its digest.
 FileDigest write_optim_shard(const std::string& path, const OptimShardInfo& info,
                              const std::vector<StateSlice>& states);

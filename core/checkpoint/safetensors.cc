@@ -28,8 +28,9 @@ DType parse_st_dtype(const std::string& s, const std::string& origin, const std:
             name, s);
 }
 
+// The JSON header, padded with spaces so that the data section starts at a multiple of `align`.
 std::string build_header(const std::vector<SafeTensor>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+                         const std::map<std::string, std::string>& metadata, size_t align) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -43,8 +44,7 @@ std::string build_header(const std::vector<SafeTensor>& tensors,
     offset += bytes;
   }
   std::string json = h.dump();
-  // The data section starts 8-byte aligned; the format pads the JSON with spaces.
-  json.append((8 - (8 + json.size()) % 8) % 8, ' ');
+  json.append((align - (8 + json.size()) % align) % align, ' ');
   return json;
 }
 
@@ -70,7 +70,8 @@ const char* safetensors_dtype_name(DType t) {
 
 FileDigest write_safetensors_digest(const std::string& path, const std::vector<SafeTensor>& tensors,
                                     const std::map<std::string, std::string>& metadata) {
-  const std::string header = build_header(tensors, metadata);
+  // The format asks for an 8-byte aligned data section.
+  const std::string header = build_header(tensors, metadata, 8);
   uint8_t len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
@@ -87,6 +88,30 @@ FileDigest write_safetensors_digest(const std::string& path, const std::vector<S
 void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   write_safetensors_digest(path, tensors, metadata);
+}
+
+SafeTensorsImage::SafeTensorsImage(const std::vector<SafeTensor>& tensors,
+                                   const std::map<std::string, std::string>& metadata)
+    : buf_(nullptr, std::free) {
+  const std::string header = build_header(tensors, metadata, kFileAlign);
+  const uint64_t data_start = 8 + header.size();
+  size_ = data_start;
+  for (const SafeTensor& t : tensors) {
+    offsets_.push_back(size_);
+    size_ += static_cast<uint64_t>(t.shape.numel()) * dtype_size(t.dtype);
+  }
+  capacity_ = (size_ + kFileAlign - 1) / kFileAlign * kFileAlign;
+  buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(kFileAlign, capacity_)));
+  KILN_CHECK(buf_ != nullptr, "out of host memory for a {} byte checkpoint file image", capacity_);
+  // Zeroed once: the page faults of first touching it happen here, not in a timed snapshot.
+  std::memset(buf_.get(), 0, capacity_);
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) buf_.get()[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(buf_.get() + 8, header.data(), header.size());
+}
+
+FileDigest SafeTensorsImage::write(const std::string& path) const {
+  return write_file_direct(path, buf_.get(), size_, capacity_);
 }
 
 std::vector<std::string> SafeTensorFile::names() const {

@@ -33,6 +33,28 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
 FileDigest write_safetensors_digest(const std::string& path, const std::vector<SafeTensor>& tensors,
                                     const std::map<std::string, std::string>& metadata);
 
+// A whole safetensors file laid out in one host buffer - the header, then each tensor's bytes -
+// so that a checkpoint snapshot copies tensors straight to their place in the file, and the file
+// goes to disk in one direct (DMA, no page-cache copy) write. The header is padded with spaces
+// (as the format allows) so that the data section starts at a multiple of kFileAlign.
+// Not thread-safe; the buffer is reused from save to save.
+class SafeTensorsImage {
+ public:
+  // `tensors` give names, dtypes and shapes (their data pointers are not used).
+  SafeTensorsImage(const std::vector<SafeTensor>& tensors,
+                   const std::map<std::string, std::string>& metadata);
+  // Where tensor i (in the order given) goes.
+  void* data(size_t i) { return buf_.get() + offsets_.at(i); }
+  uint64_t size() const { return size_; }  // bytes of the file
+  // Writes the file durably (see write_file_direct) and returns its digest.
+  FileDigest write(const std::string& path) const;
+
+ private:
+  std::unique_ptr<uint8_t, void (*)(void*)> buf_;
+  std::vector<uint64_t> offsets_;
+  uint64_t size_ = 0, capacity_ = 0;
+};
+
 // A whole file read into memory and validated; owns the bytes the data pointers refer to.
 class SafeTensorFile {
  public:

@@ -91,6 +91,33 @@ TEST(SafeTensors, RoundTripIsExact) {
   expect_error([&] { f.meta("step"); }, {"a.safetensors", "step"});
 }
 
+TEST(SafeTensors, ImageWritesTheSameTensorsDirectly) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/img.safetensors";
+  Sample s;
+  std::vector<SafeTensor> specs = s.tensors();
+  SafeTensorsImage image(specs, {{"k", "v"}});
+  for (size_t i = 0; i < specs.size(); ++i) {
+    std::memcpy(image.data(i), specs[i].data,
+                static_cast<size_t>(specs[i].shape.numel()) * dtype_size(specs[i].dtype));
+  }
+  const FileDigest d = image.write(path);
+  const FileDigest on_disk = digest_file(path);
+  EXPECT_EQ(d.size, image.size());
+  EXPECT_EQ(on_disk.size, image.size());  // the last direct-I/O block was cut back
+  EXPECT_EQ(on_disk.xxh3, d.xxh3);
+  const std::string b = slurp(path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(b[i])) << (8 * i);
+  EXPECT_EQ((8 + n) % kFileAlign, 0u) << "the data section starts block-aligned";
+  const SafeTensorFile f = read_safetensors(path);
+  EXPECT_EQ(f.names(), (std::vector<std::string>{"layers.0.weight", "ids", "raw"}));
+  EXPECT_EQ(std::memcmp(f.data("layers.0.weight"), s.w.data(), 24), 0);
+  EXPECT_EQ(std::memcmp(f.data("ids"), s.ids.data(), 12), 0);
+  EXPECT_EQ(std::memcmp(f.data("raw"), s.bytes.data(), 5), 0);
+  EXPECT_EQ(f.meta("k"), "v");
+}
+
 TEST(SafeTensors, EmptyAndScalarTensors) {
   test::TempDir dir;
   const std::string path = dir.path() + "/e.safetensors";
