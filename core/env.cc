@@ -30,7 +30,7 @@ const std::vector<Knob>& knobs() {
       {"KILN_CKPT_WRITER_NICE", "10",
        "CPU priority (nice, 0..19) of the thread that writes checkpoint files: training threads "
        "keep most of the cores while a save is written in the background (its CPU work is "
-       "small: checksums and copies into the page cache)"},
+       "small: checksums; the files go to disk by direct I/O)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
   };
   return table;

@@ -58,8 +58,7 @@ std::optional<TrainProgress> Checkpointer::restore(const std::string& spec) {
                "--resume {}: no such directory. Give auto, none, a "
                "checkpoint (.../step-00001000) or a directory of them",
                spec);
-    const std::string name = fs::path(spec).lexically_normal().filename().string();
-    if (fs::exists(fs::path(spec) / kManifestFile, ec) || parse_step_dir(name) >= 0) {
+    if (fs::exists(fs::path(spec) / kManifestFile, ec) || parse_step_dir(dir_basename(spec)) >= 0) {
       single = spec;
     } else {
       root = spec;

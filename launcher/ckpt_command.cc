@@ -23,8 +23,7 @@ struct CkptFlags {
 
 bool is_single_checkpoint(const std::string& path) {
   std::error_code ec;
-  return fs::exists(fs::path(path) / kManifestFile, ec) ||
-         parse_step_dir(fs::path(path).lexically_normal().filename().string()) >= 0;
+  return fs::exists(fs::path(path) / kManifestFile, ec) || parse_step_dir(dir_basename(path)) >= 0;
 }
 
 int run_ls(const std::string& dir) {
@@ -54,19 +53,20 @@ int run_ls(const std::string& dir) {
       for (const ManifestEntry& e : m.files) bytes += e.digest.size;
       const std::string tpath = (p / kTrainerFile).string();
       const TrainerState t = parse_trainer_state(read_file(tpath), tpath);
-      std::printf("%-22s %-34s %10.2f %6d  %-16s %s\n", name.c_str(),
-                  "committed (verify checks sums)", bytes / 1e6, m.world, t.config_hash.c_str(),
-                  m.kiln_version.c_str());
+      std::printf("%-22s %-34s %10.2f %6d  %-16s %s\n", name.c_str(), "committed", bytes / 1e6,
+                  m.world, t.config_hash.c_str(), m.kiln_version.c_str());
     } catch (const Error& e) {
       std::printf("%-22s unreadable: %s\n", name.c_str(), e.message().c_str());
     }
   }
+  std::printf("(sizes from the manifests; `kiln ckpt verify %s` checks every checksum)\n",
+              dir.c_str());
   return 0;
 }
 
 // Returns the number of checkpoints that failed.
 int verify_one(const std::string& path) {
-  const std::string name = fs::path(path).lexically_normal().filename().string();
+  const std::string name = dir_basename(path);
   const VerifyReport r = verify_checkpoint(path);
   if (r.ok()) {
     std::printf("%s: ok (%zu files, %.2f MB checked)\n", name.c_str(), r.manifest.files.size(),

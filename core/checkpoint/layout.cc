@@ -21,6 +21,12 @@ std::string optim_shard_name(int rank, int world) {
 
 std::string rank_digest_name(int rank) { return fmt::format("rank-{:05d}.digest.json", rank); }
 
+std::string dir_basename(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
 int64_t parse_step_dir(const std::string& name) {
   constexpr std::string_view kPrefix = "step-";
   if (name.size() <= kPrefix.size() || name.compare(0, kPrefix.size(), kPrefix) != 0) return -1;

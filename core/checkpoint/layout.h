@@ -19,6 +19,9 @@ inline constexpr const char* kTrainerFile = "trainer.json";
 std::string step_dir_name(int64_t step);            // "step-00001000"
 std::string optim_shard_name(int rank, int world);  // "optim-00001-of-00004.safetensors"
 std::string rank_digest_name(int rank);             // "rank-00001.digest.json" (transient)
+// The last component of a directory path, trailing slashes ignored ("a/step-00000010/" ->
+// "step-00000010").
+std::string dir_basename(const std::string& path);
 // The step of a committed-layout name ("step-00001000" -> 1000), or -1 for anything else
 // (".tmp" directories included).
 int64_t parse_step_dir(const std::string& name);

@@ -73,6 +73,20 @@ TEST(Checkpointer, SavesCommitsRetainsAndRestoresExactly) {
   EXPECT_NE(std::count(m.begin(), m.end(), 0.0f), static_cast<long>(m.size()));
 }
 
+TEST(Checkpointer, EveryMinutesSavesOnRankZerosClock) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/ckpt";
+  std::unique_ptr<Communicator> comm = make_self_communicator();
+  // 6e-6 minutes (0.36 ms) is shorter than any step: every step end finds a save due.
+  Trainer t(small_mlp(dir, {"checkpoint.every_steps=0", "checkpoint.every_minutes=6e-6",
+                            "train.steps=6"}),
+            *comm);
+  std::vector<int64_t> committed;
+  t.checkpointer().set_commit_hook([&](const CommitInfo& c) { committed.push_back(c.step); });
+  t.run();
+  EXPECT_EQ(committed, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+}
+
 TEST(Checkpointer, RestoreFromAnExplicitOlderCheckpoint) {
   test::TempDir tmp;
   const std::string dir = tmp.path() + "/ckpt";

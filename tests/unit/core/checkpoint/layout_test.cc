@@ -57,6 +57,8 @@ TEST(CheckpointLayout, Names) {
   EXPECT_EQ(parse_step_dir("step-00001000.tmp"), -1);
   EXPECT_EQ(parse_step_dir("step-"), -1);
   EXPECT_EQ(parse_step_dir("latest"), -1);
+  EXPECT_EQ(dir_basename("runs/x/step-00000010/"), "step-00000010");
+  EXPECT_EQ(dir_basename("step-00000010"), "step-00000010");
 }
 
 TEST(CheckpointLayout, VerifyNamesTheBadFile) {
