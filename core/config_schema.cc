@@ -85,6 +85,8 @@ std::vector<ConfigField> config_fields(Config& c) {
           "samples per forward/backward on one rank"),
       num("train.eval_every", &t.eval_every, 0, 1e15, "evaluate every N steps (0 = at the end)"),
       num("train.eval_batch", &t.eval_batch, 1, 1 << 20, "samples per evaluation batch"),
+      num("train.eval_samples", &t.eval_samples, 0, 1e15,
+          "evaluate on the first N test samples (0 = all)"),
       str("train.device", &t.device, {"auto", "cpu", "cuda"}, "where kernels run"),
       str("train.precision", &t.precision, {"fp32", "bf16", "fp16"}, "compute precision"),
       num("train.seed", &t.seed, 0, 9.2e18, "seed of initialisation and dropout"),

@@ -23,6 +23,15 @@ const std::vector<Knob>& knobs() {
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
        "debug hook: the loss of the given step (counted from 1, as in the logs) is replaced by NaN "
        "(tests of non-finite handling)"},
+      {"KILN_DEBUG_STOP_AT_STEP", "-1",
+       "debug hook: the run stops after the given step as if SIGTERM had arrived during it "
+       "(tests of interrupted and resumed runs)"},
+      {"KILN_DEBUG_CKPT_SLOW_MS", "0",
+       "debug hook: sleep this many ms between the phases of a checkpoint save (crash tests)"},
+      {"KILN_CKPT_WRITER_NICE", "10",
+       "CPU priority (nice, 0..19) of the thread that writes checkpoint files: training threads "
+       "keep most of the cores while a save is written in the background (its CPU work is "
+       "small: checksums; the files go to disk by direct I/O)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
   };
   return table;

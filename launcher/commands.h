@@ -13,5 +13,6 @@ using CommandRunner = std::function<int()>;
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
+CommandRunner add_ckpt_command(CLI::App& app);
 
 }  // namespace kiln

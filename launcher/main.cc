@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add(&kiln::add_train_command);
   add(&kiln::add_config_command);
   add(&kiln::add_env_command);
+  add(&kiln::add_ckpt_command);
 
   try {
     app.parse(argc, argv);

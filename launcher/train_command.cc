@@ -16,12 +16,18 @@ namespace {
 struct TrainFlags {
   std::string config;
   std::vector<std::string> set;
+  std::string resume = "none";
+  bool print_config = false;
 };
 
 void on_stop_signal(int) { stop_requested().store(true); }
 
 int run_train(const TrainFlags& flags) {
   Config cfg = load_config(flags.config, flags.set);
+  if (flags.print_config) {
+    std::fputs(config_table(cfg).c_str(), stdout);
+    return 0;
+  }
   std::unique_ptr<Communicator> comm = make_self_communicator();
   ProcessContext& ctx = process_context();
   ctx.rank = comm->rank();
@@ -42,6 +48,7 @@ int run_train(const TrainFlags& flags) {
   std::signal(SIGTERM, on_stop_signal);
 
   Trainer trainer(cfg, *comm);
+  trainer.resume(flags.resume);
   trainer.run();
   return 0;
 }
@@ -58,6 +65,12 @@ CommandRunner add_train_command(CLI::App& app) {
   cmd->add_option("--set", flags->set,
                   "override a config key, e.g. --set train.steps=100 (repeatable; wins over "
                   "KILN_SET and the YAML)");
+  cmd->add_option("--resume", flags->resume,
+                  "auto (the newest checkpoint under checkpoint.dir that verifies), none, or the "
+                  "path of a checkpoint or of a directory of them")
+      ->capture_default_str();
+  cmd->add_flag("--print-config", flags->print_config,
+                "print the resolved config as a table (and where each value came from) and exit");
   return [flags] { return run_train(*flags); };
 }
 

@@ -72,6 +72,8 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
   control_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
+  checkpointer_ = std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_,
+                                                 data_.train->size());
 
   KILN_LOG_INFO0("train", "model {}: {} parameters ({:.2f} MB), fingerprint {}", model_->name(),
                  model_->params().count(), model_->params().count() * 4.0 / 1e6,
@@ -83,6 +85,19 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::resume(const std::string& spec) {
+  std::optional<TrainProgress> p = checkpointer_->restore(spec);
+  if (!p) return;
+  start_step_ = p->step;
+  cursor_ = p->cursor;
+  total_skips_ = p->skipped_steps;
+  consecutive_skips_ = p->consecutive_skips;
+}
+
+TrainProgress Trainer::train_progress(int64_t steps_done) const {
+  return TrainProgress{steps_done, cursor_, total_skips_, consecutive_skips_};
+}
 
 void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& data,
                                MicroBatch& out, const int64_t* indices) {
@@ -142,6 +157,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   // Counted from 1, as the logs, the metrics and the non-finite error count steps.
   static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
   if (step + 1 == nan_step) r.sums.loss = std::nan("");
+  static const int64_t stop_step = env::get_int("KILN_DEBUG_STOP_AT_STEP");
+  if (step + 1 == stop_step) stop_requested().store(true);
 
   auto t2 = Clock::now();
   comm_.all_reduce(store.grads(), ReduceOp::sum);
@@ -161,6 +178,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.stop = c[kStop] > 0;
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
+  checkpointer_->before_update();  // a snapshot of the last step may still be copying
   if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
     r.skipped = true;
   } else {
@@ -174,7 +192,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
 
 EvalResult Trainer::evaluate() {
   const Dataset& data = *data_.eval;
-  const int64_t n = data.size();
+  const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
+                                                : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;
@@ -209,7 +228,8 @@ TrainSummary Trainer::run() {
   auto start = Clock::now();
   auto window_start = start;
 
-  for (int64_t step = 0; step < t.steps; ++step) {
+  int64_t done = start_step_;
+  for (int64_t step = start_step_; step < t.steps; ++step) {
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
 
@@ -233,9 +253,10 @@ TrainSummary Trainer::run() {
       ++window_steps;
     }
 
-    const int64_t done = step + 1;
+    done = step + 1;
     const double elapsed = seconds_since(start);
-    const double rate = static_cast<double>(done * t.global_batch) / std::max(elapsed, 1e-9);
+    const double rate =
+        static_cast<double>((done - start_step_) * t.global_batch) / std::max(elapsed, 1e-9);
     if (rank0 && window.count > 0) {
       progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
                                 "eta {}", done, t.steps, window.loss / window.count,
@@ -291,6 +312,7 @@ TrainSummary Trainer::run() {
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
+    checkpointer_->after_step(train_progress(done), /*force=*/r.stop);
     if (r.stop) {
       summary.stopped_early = true;
       KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);
@@ -298,6 +320,7 @@ TrainSummary Trainer::run() {
     }
   }
 
+  checkpointer_->finish(train_progress(done));
   summary.skipped = total_skips_;
   summary.eval = evaluate();
   summary.seconds = seconds_since(start);

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/data/dataset.h"
 #include "core/data/sampler.h"
+#include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
@@ -40,11 +41,15 @@ class Trainer {
  public:
   Trainer(const Config& cfg, Communicator& comm);
   ~Trainer();
+  // Loads the checkpoint --resume names ("auto", "none" or a path) before run().
+  void resume(const std::string& spec);
   TrainSummary run();
   EvalResult evaluate();
 
   Model& model() { return *model_; }
   int64_t accumulation() const { return accum_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  Checkpointer& checkpointer() { return *checkpointer_; }
 
  private:
   struct StepTimes {
@@ -57,6 +62,7 @@ class Trainer {
     bool stop = false;
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
+  TrainProgress train_progress(int64_t steps_done) const;
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
 
@@ -77,6 +83,9 @@ class Trainer {
   Tensor x_host_, y_host_;
   MicroBatch batch_;
   Tensor control_;  // f64 on the host: the per-step control all-reduce
+  int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
+  // Last member: destroyed first, since its writer thread reads the model and optimizer.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 // Checks that the global batch splits over `world` ranks; the error names the world sizes that

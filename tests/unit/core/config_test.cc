@@ -192,8 +192,9 @@ TEST_F(ConfigTest, GlobalBatchMustBeAMultipleOfMicroBatch) {
 }
 
 TEST_F(ConfigTest, ChecksAcrossKeys) {
-  EXPECT_TRUE(contains(load_error("train:\n  steps: 5\noptim:\n  warmup_steps: 6\n"),
-                       "optim.warmup_steps (configs/x.yaml:4) = 6 exceeds train.steps"));
+  // A warmup longer than the run is allowed (short smoke runs of a long config): the rate
+  // simply never reaches its peak.
+  EXPECT_EQ(load("train:\n  steps: 5\noptim:\n  warmup_steps: 6\n").optim.warmup_steps, 6);
   EXPECT_TRUE(contains(load_error("model:\n  name: cnn\n  kernel: 4\n"), "must be odd"));
   EXPECT_TRUE(contains(load_error("checkpoint:\n  every_steps: 10\n"), "checkpoint.dir"));
 }
@@ -202,7 +203,7 @@ TEST_F(ConfigTest, EmbeddedDefaultIsTheCnnExample) {
   Config c = load_config("", {});
   EXPECT_EQ(c.model.name, "cnn");
   EXPECT_EQ(c.model.channels, (std::vector<int64_t>{32, 64}));
-  EXPECT_TRUE(contains(c.where("model.name"), "embedded default"));
+  EXPECT_TRUE(contains(c.where("model.name"), "embedded:cnn_fashion.yaml:"));
 }
 
 TEST_F(ConfigTest, HashFollowsValuesNotOrigins) {
