@@ -1,0 +1,301 @@
+// The MPI communicator: process-wide MPI start/stop, the comm thread and its queue, the
+// collectives, and the watchdog's abort.
+#include "comm/mpi_communicator.h"
+
+#include <atomic>
+#include <climits>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "comm/mpi_check.h"
+#include "comm/watchdog.h"
+#include "core/log.h"
+
+namespace kiln {
+
+namespace {
+
+// MPI_Init_thread once per process; MPI_Finalize when the process exits normally. A function-
+// local static, so that it is built after the loggers (and destroyed before them).
+class MpiRuntime {
+ public:
+  static MpiRuntime& get() {
+    static MpiRuntime runtime;
+    return runtime;
+  }
+  bool thread_multiple() const { return provided_ >= MPI_THREAD_MULTIPLE; }
+
+ private:
+  MpiRuntime() {
+    int initialised = 0;
+    KILN_MPI_CHECK(MPI_Initialized(&initialised));
+    if (initialised) {  // a host program (tests, benchmarks) started MPI itself
+      KILN_MPI_CHECK(MPI_Query_thread(&provided_));
+    } else {
+      KILN_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided_));
+      owned_ = true;
+    }
+    // The comm thread is the only one calling MPI in steady state, which SERIALIZED allows;
+    // MULTIPLE is needed for the watchdog's MPI_Abort while the comm thread is inside MPI.
+    KILN_CHECK(provided_ >= MPI_THREAD_SERIALIZED,
+               "MPI provides thread level {} but Kiln's comm thread needs MPI_THREAD_SERIALIZED "
+               "({}) or better: use an MPI built with thread support (Debian's openmpi-bin is)",
+               provided_, MPI_THREAD_SERIALIZED);
+    if (!thread_multiple()) {
+      KILN_LOG_WARN("comm", "MPI provides thread level {} (< MPI_THREAD_MULTIPLE): the watchdog "
+                    "will end the job with _exit instead of MPI_Abort", provided_);
+    }
+    create_mpi_half_ops();
+  }
+  ~MpiRuntime() {
+    free_mpi_half_ops();
+    if (owned_) MPI_Finalize();
+  }
+
+  int provided_ = 0;
+  bool owned_ = false;
+};
+
+// Completion of one queued collective, shared by the comm thread and the Work handle.
+struct WorkState {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> done{false};
+  std::string error;  // set when the collective threw
+};
+
+class MpiWork final : public Work {
+ public:
+  explicit MpiWork(std::shared_ptr<WorkState> s) : s_(std::move(s)) {}
+  bool test() override { return s_->done.load(std::memory_order_acquire); }
+  void wait() override {
+    if (!test()) {
+      std::unique_lock<std::mutex> lock(s_->mu);
+      s_->cv.wait(lock, [&] { return s_->done.load(std::memory_order_acquire); });
+    }
+    KILN_CHECK(s_->error.empty(), "{}", s_->error);
+  }
+
+ private:
+  std::shared_ptr<WorkState> s_;
+};
+
+// MPI counts are ints: larger buffers go in pieces of at most this many elements.
+constexpr int64_t kMaxCount = INT_MAX / 2;
+
+int as_count(int64_t n, const char* op) {
+  KILN_CHECK(n <= INT_MAX, "{} of {} elements per rank exceeds MPI's int count limit ({}): "
+             "split the tensor", op, n, INT_MAX);
+  return static_cast<int>(n);
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(const MpiOptions& options) : runtime_(MpiRuntime::get()) {
+    KILN_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
+    // Errors come back as codes, which KILN_MPI_CHECK turns into a kiln::Error on the Work.
+    KILN_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    KILN_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    KILN_MPI_CHECK(MPI_Comm_size(comm_, &world_));
+    MPI_Comm node = MPI_COMM_NULL;
+    KILN_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    KILN_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+    KILN_MPI_CHECK(MPI_Comm_size(node, &local_world_));
+    KILN_MPI_CHECK(MPI_Comm_free(&node));
+    watchdog_ = std::make_unique<Watchdog>(
+        options.timeout_s, [this](const std::string& what, double waited) {
+          KILN_LOG_ERROR("comm", "watchdog: {} has not finished after {:.1f} s (comm.timeout_s "
+                         "= {}): another rank is stuck or gone. Ending the job. Look for the "
+                         "rank that stopped logging, or raise comm.timeout_s if it is just slow",
+                         what, waited, watchdog_->timeout_s());
+          abort(kWatchdogExitCode);
+        });
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  ~MpiCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();  // drains the queue first: issued collectives complete on every rank
+    watchdog_.reset();
+    if (MPI_Comm_free(&comm_) != MPI_SUCCESS) {
+      KILN_LOG_WARN("comm", "MPI_Comm_free failed while closing the communicator");
+    }
+  }
+
+  std::string backend() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  int local_rank() const override { return local_rank_; }
+  int local_world() const override { return local_world_; }
+
+  std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op,
+                                         const CollectiveTag& tag) override {
+    check_host(t, "all_reduce");
+    void* data = t.raw();
+    const int64_t n = t.numel();
+    const size_t elem = dtype_size(t.dtype());
+    const MPI_Datatype type = mpi_datatype(t.dtype());
+    const MPI_Op mop = mpi_op(op, t.dtype());
+    return enqueue("all_reduce", tag, [=, this] {
+      // Every rank holds the same element count, so an empty tensor skips MPI on all of them.
+      for (int64_t done = 0; done < n;) {
+        const int64_t count = std::min(n - done, kMaxCount);
+        KILN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + done * elem,
+                                     static_cast<int>(count), type, mop, comm_));
+        done += count;
+      }
+    });
+  }
+
+  std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op,
+                                             const CollectiveTag& tag) override {
+    check_host(in, "reduce_scatter");
+    check_host(out, "reduce_scatter");
+    KILN_CHECK(in.dtype() == out.dtype(), "reduce_scatter from {} into {}: dtypes differ",
+               dtype_name(in.dtype()), dtype_name(out.dtype()));
+    KILN_CHECK(in.numel() == out.numel() * world_,
+               "reduce_scatter over {} ranks needs in = world x out elements; got in {} and "
+               "out {}", world_, in.numel(), out.numel());
+    const void* src = in.raw();
+    void* dst = out.raw();
+    const int count = as_count(out.numel(), "reduce_scatter");
+    const MPI_Datatype type = mpi_datatype(in.dtype());
+    const MPI_Op mop = mpi_op(op, in.dtype());
+    return enqueue("reduce_scatter", tag, [=, this] {
+      KILN_MPI_CHECK(MPI_Reduce_scatter_block(src, dst, count, type, mop, comm_));
+    });
+  }
+
+  std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out,
+                                         const CollectiveTag& tag) override {
+    check_host(in, "all_gather");
+    check_host(out, "all_gather");
+    KILN_CHECK(in.dtype() == out.dtype(), "all_gather from {} into {}: dtypes differ",
+               dtype_name(in.dtype()), dtype_name(out.dtype()));
+    KILN_CHECK(out.numel() == in.numel() * world_,
+               "all_gather over {} ranks needs out = world x in elements; got in {} and out {}",
+               world_, in.numel(), out.numel());
+    const void* src = in.raw();
+    void* dst = out.raw();
+    const int count = as_count(in.numel(), "all_gather");
+    const MPI_Datatype type = mpi_datatype(in.dtype());
+    return enqueue("all_gather", tag, [=, this] {
+      KILN_MPI_CHECK(MPI_Allgather(src, count, type, dst, count, type, comm_));
+    });
+  }
+
+  std::unique_ptr<Work> broadcast_async(Tensor& t, int root, const CollectiveTag& tag) override {
+    check_host(t, "broadcast");
+    KILN_CHECK(root >= 0 && root < world_, "broadcast from rank {} in a world of {}", root,
+               world_);
+    void* data = t.raw();
+    const int64_t n = t.numel();
+    const size_t elem = dtype_size(t.dtype());
+    const MPI_Datatype type = mpi_datatype(t.dtype());
+    return enqueue("broadcast", tag, [=, this] {
+      for (int64_t done = 0; done < n;) {
+        const int64_t count = std::min(n - done, kMaxCount);
+        KILN_MPI_CHECK(
+            MPI_Bcast(static_cast<char*>(data) + done * elem, static_cast<int>(count), type, root,
+                      comm_));
+        done += count;
+      }
+    });
+  }
+
+  std::unique_ptr<Work> barrier_async(const CollectiveTag& tag) override {
+    return enqueue("barrier", tag, [this] { KILN_MPI_CHECK(MPI_Barrier(comm_)); });
+  }
+
+  [[noreturn]] void abort(int exit_code) noexcept override {
+    std::fflush(nullptr);
+    if (runtime_.thread_multiple()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+    // Without thread support MPI_Abort may not be called beside a blocked MPI call; mpirun
+    // still ends the other ranks once it sees this one exit non-zero without MPI_Finalize.
+    std::_Exit(exit_code);
+  }
+
+ private:
+  static constexpr int kWatchdogExitCode = 3;
+
+  struct Task {
+    std::function<void()> run;
+    std::shared_ptr<WorkState> state;
+    const char* op;
+    uint64_t seq;
+    CollectiveTag tag;
+  };
+
+  void check_host(const Tensor& t, const char* op) const {
+    KILN_CHECK(t.defined(), "{} of an undefined tensor", op);
+    KILN_CHECK(t.is_cpu(), "{} of a tensor on {}: the mpi backend works on host buffers; use "
+               "comm.backend nccl for device buffers", op, t.device().name());
+  }
+
+  std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag,
+                                std::function<void()> run) {
+    auto state = std::make_shared<WorkState>();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(Task{std::move(run), state, op, next_seq_++, tag});
+    }
+    cv_.notify_one();
+    return std::make_unique<MpiWork>(std::move(state));
+  }
+
+  void loop() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and drained
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      watchdog_->arm(describe_collective(task.op, task.seq, task.tag));
+      std::string error;
+      try {
+        task.run();
+      } catch (const std::exception& e) {
+        error = fmt::format("{} failed: {}", describe_collective(task.op, task.seq, task.tag),
+                            e.what());
+      }
+      watchdog_->disarm();
+      {
+        std::lock_guard<std::mutex> lock(task.state->mu);
+        task.state->error = std::move(error);
+        task.state->done.store(true, std::memory_order_release);
+      }
+      task.state->cv.notify_all();
+    }
+  }
+
+  MpiRuntime& runtime_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, world_ = 1, local_rank_ = 0, local_world_ = 1;
+  std::unique_ptr<Watchdog> watchdog_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  uint64_t next_seq_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options) {
+  return std::make_unique<MpiCommunicator>(options);
+}
+
+}  // namespace kiln
