@@ -29,8 +29,8 @@ void check_agreement(Communicator& comm, const std::vector<AgreementItem>& items
     mine += it.value + "\n";
   }
   const CollectiveTag tag{"start-up agreement"};
-  Tensor len = Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(mine.size())},
-                                   Shape{1});
+  Tensor len =
+      Tensor::from_vector(std::vector<int32_t>{static_cast<int32_t>(mine.size())}, Shape{1});
   comm.all_reduce(len, ReduceOp::max, tag);
   const int64_t width = len.data<int32_t>()[0];
   Tensor local = Tensor::zeros(Shape{width}, DType::u8, cpu_device());
@@ -65,8 +65,7 @@ void check_agreement(Communicator& comm, const std::vector<AgreementItem>& items
     }
     if (!items[i].hint.empty()) problems += " " + items[i].hint;
   }
-  KILN_CHECK(problems.empty(), "the {} ranks of this job disagree at start-up:{}", world,
-             problems);
+  KILN_CHECK(problems.empty(), "the {} ranks of this job disagree at start-up:{}", world, problems);
 }
 
 }  // namespace kiln

@@ -30,8 +30,10 @@ bool mpi_available() {
 
 std::unique_ptr<Communicator> make_communicator(const Config& cfg) {
   const std::string& backend = cfg.comm.backend;
-  KILN_CHECK(backend != "nccl", "{} = nccl: the NCCL backend is not part of this build yet; use "
-             "auto or mpi", cfg.where("comm.backend"));
+  KILN_CHECK(backend != "nccl",
+             "{} = nccl: the NCCL backend is not part of this build yet; use "
+             "auto or mpi",
+             cfg.where("comm.backend"));
   const std::string launcher = mpi_launcher_variable();
   const bool want_mpi = backend == "mpi" || (backend == "auto" && !launcher.empty());
   if (!want_mpi) {
@@ -43,10 +45,12 @@ std::unique_ptr<Communicator> make_communicator(const Config& cfg) {
   options.timeout_s = cfg.comm.timeout_s;
   return make_mpi_communicator(options);
 #else
-  KILN_FAIL("{} needs MPI{}, but this kiln was built without it (KILN_WITH_MPI off): install "
-            "openmpi-bin and libopenmpi-dev (scripts/setup.sh) and rebuild, or run without "
-            "mpirun", backend == "mpi" ? cfg.where("comm.backend") : std::string("this run"),
-            launcher.empty() ? "" : " (started by an MPI launcher: " + launcher + ")");
+  KILN_FAIL(
+      "{} needs MPI{}, but this kiln was built without it (KILN_WITH_MPI off): install "
+      "openmpi-bin and libopenmpi-dev (scripts/setup.sh) and rebuild, or run without "
+      "mpirun",
+      backend == "mpi" ? cfg.where("comm.backend") : std::string("this run"),
+      launcher.empty() ? "" : " (started by an MPI launcher: " + launcher + ")");
 #endif
 }
 

@@ -57,8 +57,7 @@ class Communicator {
   virtual std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out,
                                                  const CollectiveTag& tag) = 0;
   // In place: every rank ends with `root`'s `t`.
-  virtual std::unique_ptr<Work> broadcast_async(Tensor& t, int root,
-                                                const CollectiveTag& tag) = 0;
+  virtual std::unique_ptr<Work> broadcast_async(Tensor& t, int root, const CollectiveTag& tag) = 0;
   virtual std::unique_ptr<Work> barrier_async(const CollectiveTag& tag) = 0;
   // Ends the whole job now with a non-zero exit status (every rank, not just this one): used by
   // the watchdog and when one rank fails alone, so that no other rank waits for it forever.

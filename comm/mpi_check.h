@@ -29,11 +29,11 @@ MPI_Op mpi_op(ReduceOp op, DType t);
 
 // KILN_MPI_CHECK(MPI_Call(...)): throws kiln::Error carrying the statement, file:line, rank and
 // MPI's own error text when the call does not return MPI_SUCCESS.
-#define KILN_MPI_CHECK(stmt)                                                               \
-  do {                                                                                     \
-    const int kiln_mpi_rc_ = (stmt);                                                       \
-    if (kiln_mpi_rc_ != MPI_SUCCESS) [[unlikely]] {                                        \
-      ::kiln::throw_error("MPI call failed: " + ::kiln::mpi_error_string(kiln_mpi_rc_),    \
-                          #stmt, __FILE__, __LINE__);                                      \
-    }                                                                                      \
+#define KILN_MPI_CHECK(stmt)                                                                   \
+  do {                                                                                         \
+    const int kiln_mpi_rc_ = (stmt);                                                           \
+    if (kiln_mpi_rc_ != MPI_SUCCESS) [[unlikely]] {                                            \
+      ::kiln::throw_error("MPI call failed: " + ::kiln::mpi_error_string(kiln_mpi_rc_), #stmt, \
+                          __FILE__, __LINE__);                                                 \
+    }                                                                                          \
   } while (0)

@@ -46,8 +46,10 @@ class MpiRuntime {
                "({}) or better: use an MPI built with thread support (Debian's openmpi-bin is)",
                provided_, MPI_THREAD_SERIALIZED);
     if (!thread_multiple()) {
-      KILN_LOG_WARN("comm", "MPI provides thread level {} (< MPI_THREAD_MULTIPLE): the watchdog "
-                    "will end the job with _exit instead of MPI_Abort", provided_);
+      KILN_LOG_WARN("comm",
+                    "MPI provides thread level {} (< MPI_THREAD_MULTIPLE): the watchdog "
+                    "will end the job with _exit instead of MPI_Abort",
+                    provided_);
     }
     create_mpi_half_ops();
   }
@@ -88,8 +90,10 @@ class MpiWork final : public Work {
 constexpr int64_t kMaxCount = INT_MAX / 2;
 
 int as_count(int64_t n, const char* op) {
-  KILN_CHECK(n <= INT_MAX, "{} of {} elements per rank exceeds MPI's int count limit ({}): "
-             "split the tensor", op, n, INT_MAX);
+  KILN_CHECK(n <= INT_MAX,
+             "{} of {} elements per rank exceeds MPI's int count limit ({}): "
+             "split the tensor",
+             op, n, INT_MAX);
   return static_cast<int>(n);
 }
 
@@ -108,7 +112,8 @@ class MpiCommunicator final : public Communicator {
     KILN_MPI_CHECK(MPI_Comm_free(&node));
     watchdog_ = std::make_unique<Watchdog>(
         options.timeout_s, [this](const std::string& what, double waited) {
-          KILN_LOG_ERROR("comm", "watchdog: {} has not finished after {:.1f} s (comm.timeout_s "
+          KILN_LOG_ERROR("comm",
+                         "watchdog: {} has not finished after {:.1f} s (comm.timeout_s "
                          "= {}): another rank is stuck or gone. Ending the job. Look for the "
                          "rank that stopped logging, or raise comm.timeout_s if it is just slow",
                          what, waited, watchdog_->timeout_s());
@@ -163,7 +168,8 @@ class MpiCommunicator final : public Communicator {
                dtype_name(in.dtype()), dtype_name(out.dtype()));
     KILN_CHECK(in.numel() == out.numel() * world_,
                "reduce_scatter over {} ranks needs in = world x out elements; got in {} and "
-               "out {}", world_, in.numel(), out.numel());
+               "out {}",
+               world_, in.numel(), out.numel());
     const void* src = in.raw();
     void* dst = out.raw();
     const int count = as_count(out.numel(), "reduce_scatter");
@@ -194,8 +200,7 @@ class MpiCommunicator final : public Communicator {
 
   std::unique_ptr<Work> broadcast_async(Tensor& t, int root, const CollectiveTag& tag) override {
     check_host(t, "broadcast");
-    KILN_CHECK(root >= 0 && root < world_, "broadcast from rank {} in a world of {}", root,
-               world_);
+    KILN_CHECK(root >= 0 && root < world_, "broadcast from rank {} in a world of {}", root, world_);
     void* data = t.raw();
     const int64_t n = t.numel();
     const size_t elem = dtype_size(t.dtype());
@@ -203,9 +208,8 @@ class MpiCommunicator final : public Communicator {
     return enqueue("broadcast", tag, [=, this] {
       for (int64_t done = 0; done < n;) {
         const int64_t count = std::min(n - done, kMaxCount);
-        KILN_MPI_CHECK(
-            MPI_Bcast(static_cast<char*>(data) + done * elem, static_cast<int>(count), type, root,
-                      comm_));
+        KILN_MPI_CHECK(MPI_Bcast(static_cast<char*>(data) + done * elem, static_cast<int>(count),
+                                 type, root, comm_));
         done += count;
       }
     });
@@ -224,8 +228,6 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  static constexpr int kWatchdogExitCode = 3;
-
   struct Task {
     std::function<void()> run;
     std::shared_ptr<WorkState> state;
@@ -236,8 +238,10 @@ class MpiCommunicator final : public Communicator {
 
   void check_host(const Tensor& t, const char* op) const {
     KILN_CHECK(t.defined(), "{} of an undefined tensor", op);
-    KILN_CHECK(t.is_cpu(), "{} of a tensor on {}: the mpi backend works on host buffers; use "
-               "comm.backend nccl for device buffers", op, t.device().name());
+    KILN_CHECK(t.is_cpu(),
+               "{} of a tensor on {}: the mpi backend works on host buffers; use "
+               "comm.backend nccl for device buffers",
+               op, t.device().name());
   }
 
   std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag,

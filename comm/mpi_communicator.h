@@ -7,7 +7,7 @@
 // runs the collectives in issue order with blocking MPI calls: Open MPI only progresses a
 // non-blocking collective inside MPI calls, so a thread sitting in MPI_Allreduce is what lets a
 // bucket's reduction advance while backward computes. A watchdog ends the whole job with
-// MPI_Abort when a collective overruns `timeout_s`.
+// MPI_Abort (exit status kWatchdogExitCode) when a collective overruns `timeout_s`.
 #pragma once
 
 #include <memory>
@@ -15,6 +15,8 @@
 #include "comm/communicator.h"
 
 namespace kiln {
+
+constexpr int kWatchdogExitCode = 3;
 
 struct MpiOptions {
   double timeout_s = 300;  // comm.timeout_s: the deadline of every collective

@@ -8,9 +8,8 @@ namespace kiln {
 namespace {
 
 // [op][0 = bf16, 1 = f16]; MPI_OP_NULL until create_mpi_half_ops().
-MPI_Op g_half_ops[3][2] = {{MPI_OP_NULL, MPI_OP_NULL},
-                           {MPI_OP_NULL, MPI_OP_NULL},
-                           {MPI_OP_NULL, MPI_OP_NULL}};
+MPI_Op g_half_ops[3][2] = {
+    {MPI_OP_NULL, MPI_OP_NULL}, {MPI_OP_NULL, MPI_OP_NULL}, {MPI_OP_NULL, MPI_OP_NULL}};
 
 struct Bf16 {
   static float load(uint16_t b) { return bf16_to_f32(bf16_t{b}); }
@@ -40,9 +39,12 @@ void half_reduce(void* in, void* inout, int* len, MPI_Datatype*) {
 
 int op_index(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return 0;
-    case ReduceOp::max: return 1;
-    case ReduceOp::min: return 2;
+    case ReduceOp::sum:
+      return 0;
+    case ReduceOp::max:
+      return 1;
+    case ReduceOp::min:
+      return 2;
   }
   return 0;
 }
@@ -75,12 +77,17 @@ void free_mpi_half_ops() {
 
 MPI_Datatype mpi_datatype(DType t) {
   switch (t) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::f64: return MPI_DOUBLE;
-    case DType::i32: return MPI_INT32_T;
-    case DType::u8: return MPI_UINT8_T;
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::f64:
+      return MPI_DOUBLE;
+    case DType::i32:
+      return MPI_INT32_T;
+    case DType::u8:
+      return MPI_UINT8_T;
     case DType::bf16:
-    case DType::f16: return MPI_UINT16_T;
+    case DType::f16:
+      return MPI_UINT16_T;
   }
   KILN_FAIL("dtype {} has no MPI datatype", dtype_name(t));
 }
@@ -92,9 +99,12 @@ MPI_Op mpi_op(ReduceOp op, DType t) {
     return o;
   }
   switch (op) {
-    case ReduceOp::sum: return MPI_SUM;
-    case ReduceOp::max: return MPI_MAX;
-    case ReduceOp::min: return MPI_MIN;
+    case ReduceOp::sum:
+      return MPI_SUM;
+    case ReduceOp::max:
+      return MPI_MAX;
+    case ReduceOp::min:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }

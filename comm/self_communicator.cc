@@ -8,9 +8,12 @@ namespace kiln {
 
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return "sum";
-    case ReduceOp::max: return "max";
-    case ReduceOp::min: return "min";
+    case ReduceOp::sum:
+      return "sum";
+    case ReduceOp::max:
+      return "max";
+    case ReduceOp::min:
+      return "min";
   }
   return "?";
 }
@@ -43,8 +46,8 @@ class SelfCommunicator final : public Communicator {
   }
   std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp,
                                              const CollectiveTag&) override {
-    KILN_CHECK(in.numel() == out.numel(), "reduce_scatter over 1 rank: in {} != out {}",
-               in.numel(), out.numel());
+    KILN_CHECK(in.numel() == out.numel(), "reduce_scatter over 1 rank: in {} != out {}", in.numel(),
+               out.numel());
     out.copy_from(in);
     return std::make_unique<DoneWork>();
   }
