@@ -24,6 +24,10 @@ struct CollectiveTag {
   const char* what = "collective";  // a static string: "gradients", "control", "parameters"
   int64_t step = -1;                // optimizer step (-1: outside a step)
   int bucket = -1;                  // gradient bucket (-1: not a bucket)
+  // Issued to overlap computation (gradient buckets during backward): while no thread waits
+  // for it, the backend may trade a little latency for leaving the CPU to computation. Like
+  // everything about a collective, it must be the same on every rank.
+  bool background = false;
 };
 
 // A collective in flight.

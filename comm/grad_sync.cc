@@ -80,8 +80,9 @@ void GradSync::on_ready(int64_t begin) {
 
 void GradSync::launch(size_t i) {
   Tensor view = store_.grads().view(plan_[i].begin, Shape{plan_[i].numel()});
+  // Background: issued while backward computes (the same on every rank: comm.overlap agrees).
   pending_.push_back(comm_.all_reduce_async(
-      view, ReduceOp::sum, CollectiveTag{"gradients", step_, static_cast<int>(i)}));
+      view, ReduceOp::sum, CollectiveTag{"gradients", step_, static_cast<int>(i), true}));
 }
 
 double GradSync::finish() {

@@ -1,18 +1,14 @@
-// The MPI communicator: process-wide MPI start/stop, the comm thread and its queue, the
-// collectives, and the watchdog's abort.
+// The MPI communicator: process-wide MPI start/stop, the collectives (run by the comm thread,
+// comm/mpi_comm_thread.h), and ending the job.
 #include "comm/mpi_communicator.h"
 
-#include <atomic>
+#include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <thread>
 
 #include "comm/mpi_check.h"
-#include "comm/watchdog.h"
+#include "comm/mpi_comm_thread.h"
+#include "core/env.h"
 #include "core/log.h"
 
 namespace kiln {
@@ -54,36 +50,15 @@ class MpiRuntime {
     create_mpi_half_ops();
   }
   ~MpiRuntime() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;  // a host program that started MPI has already ended it
     free_mpi_half_ops();
     if (owned_) MPI_Finalize();
   }
 
   int provided_ = 0;
   bool owned_ = false;
-};
-
-// Completion of one queued collective, shared by the comm thread and the Work handle.
-struct WorkState {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::atomic<bool> done{false};
-  std::string error;  // set when the collective threw
-};
-
-class MpiWork final : public Work {
- public:
-  explicit MpiWork(std::shared_ptr<WorkState> s) : s_(std::move(s)) {}
-  bool test() override { return s_->done.load(std::memory_order_acquire); }
-  void wait() override {
-    if (!test()) {
-      std::unique_lock<std::mutex> lock(s_->mu);
-      s_->cv.wait(lock, [&] { return s_->done.load(std::memory_order_acquire); });
-    }
-    KILN_CHECK(s_->error.empty(), "{}", s_->error);
-  }
-
- private:
-  std::shared_ptr<WorkState> s_;
 };
 
 // MPI counts are ints: larger buffers go in pieces of at most this many elements.
@@ -110,26 +85,23 @@ class MpiCommunicator final : public Communicator {
     KILN_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
     KILN_MPI_CHECK(MPI_Comm_size(node, &local_world_));
     KILN_MPI_CHECK(MPI_Comm_free(&node));
-    watchdog_ = std::make_unique<Watchdog>(
-        options.timeout_s, [this](const std::string& what, double waited) {
+    const auto poll =
+        std::chrono::microseconds(std::max<int64_t>(1, env::get_int("KILN_MPI_POLL_US")));
+    thread_ = std::make_unique<CommThread>(
+        options.timeout_s,
+        [this, timeout = options.timeout_s](const std::string& what, double waited) {
           KILN_LOG_ERROR("comm",
                          "watchdog: {} has not finished after {:.1f} s (comm.timeout_s "
                          "= {}): another rank is stuck or gone. Ending the job. Look for the "
                          "rank that stopped logging, or raise comm.timeout_s if it is just slow",
-                         what, waited, watchdog_->timeout_s());
+                         what, waited, timeout);
           abort(kWatchdogExitCode);
-        });
-    thread_ = std::thread([this] { loop(); });
+        },
+        poll);
   }
 
   ~MpiCommunicator() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();  // drains the queue first: issued collectives complete on every rank
-    watchdog_.reset();
+    thread_.reset();  // runs what was issued first: every rank issued it too
     if (MPI_Comm_free(&comm_) != MPI_SUCCESS) {
       KILN_LOG_WARN("comm", "MPI_Comm_free failed while closing the communicator");
     }
@@ -149,12 +121,16 @@ class MpiCommunicator final : public Communicator {
     const size_t elem = dtype_size(t.dtype());
     const MPI_Datatype type = mpi_datatype(t.dtype());
     const MPI_Op mop = mpi_op(op, t.dtype());
-    return enqueue("all_reduce", tag, [=, this] {
+    return thread_->enqueue("all_reduce", tag, [=, this] {
       // Every rank holds the same element count, so an empty tensor skips MPI on all of them.
       for (int64_t done = 0; done < n;) {
-        const int64_t count = std::min(n - done, kMaxCount);
-        KILN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + done * elem,
-                                     static_cast<int>(count), type, mop, comm_));
+        void* p = static_cast<char*>(data) + done * elem;
+        const int count = static_cast<int>(std::min(n - done, kMaxCount));
+        thread_->mpi(
+            tag.background, [&] { return MPI_Allreduce(MPI_IN_PLACE, p, count, type, mop, comm_); },
+            [&](MPI_Request* r) {
+              return MPI_Iallreduce(MPI_IN_PLACE, p, count, type, mop, comm_, r);
+            });
         done += count;
       }
     });
@@ -175,8 +151,13 @@ class MpiCommunicator final : public Communicator {
     const int count = as_count(out.numel(), "reduce_scatter");
     const MPI_Datatype type = mpi_datatype(in.dtype());
     const MPI_Op mop = mpi_op(op, in.dtype());
-    return enqueue("reduce_scatter", tag, [=, this] {
-      KILN_MPI_CHECK(MPI_Reduce_scatter_block(src, dst, count, type, mop, comm_));
+    return thread_->enqueue("reduce_scatter", tag, [=, this] {
+      thread_->mpi(
+          tag.background,
+          [&] { return MPI_Reduce_scatter_block(src, dst, count, type, mop, comm_); },
+          [&](MPI_Request* r) {
+            return MPI_Ireduce_scatter_block(src, dst, count, type, mop, comm_, r);
+          });
     });
   }
 
@@ -193,8 +174,12 @@ class MpiCommunicator final : public Communicator {
     void* dst = out.raw();
     const int count = as_count(in.numel(), "all_gather");
     const MPI_Datatype type = mpi_datatype(in.dtype());
-    return enqueue("all_gather", tag, [=, this] {
-      KILN_MPI_CHECK(MPI_Allgather(src, count, type, dst, count, type, comm_));
+    return thread_->enqueue("all_gather", tag, [=, this] {
+      thread_->mpi(
+          tag.background, [&] { return MPI_Allgather(src, count, type, dst, count, type, comm_); },
+          [&](MPI_Request* r) {
+            return MPI_Iallgather(src, count, type, dst, count, type, comm_, r);
+          });
     });
   }
 
@@ -205,18 +190,24 @@ class MpiCommunicator final : public Communicator {
     const int64_t n = t.numel();
     const size_t elem = dtype_size(t.dtype());
     const MPI_Datatype type = mpi_datatype(t.dtype());
-    return enqueue("broadcast", tag, [=, this] {
+    return thread_->enqueue("broadcast", tag, [=, this] {
       for (int64_t done = 0; done < n;) {
-        const int64_t count = std::min(n - done, kMaxCount);
-        KILN_MPI_CHECK(MPI_Bcast(static_cast<char*>(data) + done * elem, static_cast<int>(count),
-                                 type, root, comm_));
+        void* p = static_cast<char*>(data) + done * elem;
+        const int count = static_cast<int>(std::min(n - done, kMaxCount));
+        thread_->mpi(
+            tag.background, [&] { return MPI_Bcast(p, count, type, root, comm_); },
+            [&](MPI_Request* r) { return MPI_Ibcast(p, count, type, root, comm_, r); });
         done += count;
       }
     });
   }
 
   std::unique_ptr<Work> barrier_async(const CollectiveTag& tag) override {
-    return enqueue("barrier", tag, [this] { KILN_MPI_CHECK(MPI_Barrier(comm_)); });
+    return thread_->enqueue("barrier", tag, [=, this] {
+      thread_->mpi(
+          tag.background, [&] { return MPI_Barrier(comm_); },
+          [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+    });
   }
 
   [[noreturn]] void abort(int exit_code) noexcept override {
@@ -228,14 +219,6 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  struct Task {
-    std::function<void()> run;
-    std::shared_ptr<WorkState> state;
-    const char* op;
-    uint64_t seq;
-    CollectiveTag tag;
-  };
-
   void check_host(const Tensor& t, const char* op) const {
     KILN_CHECK(t.defined(), "{} of an undefined tensor", op);
     KILN_CHECK(t.is_cpu(),
@@ -244,56 +227,10 @@ class MpiCommunicator final : public Communicator {
                op, t.device().name());
   }
 
-  std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag,
-                                std::function<void()> run) {
-    auto state = std::make_shared<WorkState>();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(Task{std::move(run), state, op, next_seq_++, tag});
-    }
-    cv_.notify_one();
-    return std::make_unique<MpiWork>(std::move(state));
-  }
-
-  void loop() {
-    for (;;) {
-      Task task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stop_ and drained
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      watchdog_->arm(describe_collective(task.op, task.seq, task.tag));
-      std::string error;
-      try {
-        task.run();
-      } catch (const std::exception& e) {
-        error = fmt::format("{} failed: {}", describe_collective(task.op, task.seq, task.tag),
-                            e.what());
-      }
-      watchdog_->disarm();
-      {
-        std::lock_guard<std::mutex> lock(task.state->mu);
-        task.state->error = std::move(error);
-        task.state->done.store(true, std::memory_order_release);
-      }
-      task.state->cv.notify_all();
-    }
-  }
-
   MpiRuntime& runtime_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_world_ = 1;
-  std::unique_ptr<Watchdog> watchdog_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;
-  uint64_t next_seq_ = 0;
-  bool stop_ = false;
-  std::thread thread_;
+  std::unique_ptr<CommThread> thread_;
 };
 
 }  // namespace

@@ -4,10 +4,10 @@
 //
 // MPI is initialised on first use with MPI_THREAD_MULTIPLE and finalised at process exit.
 // Each communicator works on its own duplicate of MPI_COMM_WORLD and owns a comm thread that
-// runs the collectives in issue order with blocking MPI calls: Open MPI only progresses a
-// non-blocking collective inside MPI calls, so a thread sitting in MPI_Allreduce is what lets a
-// bucket's reduction advance while backward computes. A watchdog ends the whole job with
-// MPI_Abort (exit status kWatchdogExitCode) when a collective overruns `timeout_s`.
+// runs the collectives in issue order (comm/mpi_comm_thread.h): Open MPI only progresses a
+// collective inside MPI calls, so a thread of its own is what lets a bucket's reduction advance
+// while backward computes. A watchdog ends the whole job with MPI_Abort (exit status
+// kWatchdogExitCode) when a collective overruns `timeout_s`.
 #pragma once
 
 #include <memory>

@@ -23,6 +23,10 @@ const std::vector<Knob>& knobs() {
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
        "debug hook: the loss of the given step is replaced by NaN (tests of non-finite handling)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
+      {"KILN_MPI_POLL_US", "100",
+       "MPI backend: while no thread waits for a collective in flight (a gradient bucket "
+       "during backward), the comm thread tests it this often (microseconds) and sleeps in "
+       "between, leaving the CPU to computation"},
   };
   return table;
 }

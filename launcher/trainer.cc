@@ -185,7 +185,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   if (step == nan_step) r.sums.loss = std::nan("");
 
   auto t2 = Clock::now();
-  grad_sync_->finish();
+  times.grad_wait += grad_sync_->finish();
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
   c[kCorrect] = r.sums.correct;
@@ -299,10 +299,12 @@ TrainSummary Trainer::run() {
       if (rank0) {
         progress.clear();
         KILN_LOG_INFO("train", "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
-                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f}, "
-                      "optim {:.1f}, data {:.1f}) | eta {}", done, t.steps, loss, 100 * acc, lr,
-                      wrate, wsec * per, window_times.compute * per, window_times.comm * per,
-                      window_times.optim * per, window_times.data * per,
+                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
+                      "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}", done,
+                      t.steps, loss, 100 * acc, lr, wrate, wsec * per,
+                      window_times.compute * per, window_times.comm * per,
+                      window_times.grad_wait * per, window_times.optim * per,
+                      window_times.data * per,
                       format_duration((t.steps - done) * t.global_batch / rate));
         metrics_->write({{"step", done},
                          {"epoch", static_cast<double>(cursor_) / data_.train->size()},
@@ -314,6 +316,7 @@ TrainSummary Trainer::run() {
                          {"step_ms", wsec * per},
                          {"compute_ms", window_times.compute * per},
                          {"comm_wait_ms", window_times.comm * per},
+                         {"grad_wait_ms", window_times.grad_wait * per},
                          {"optim_ms", window_times.optim * per},
                          {"data_ms", window_times.data * per},
                          {"skipped", total_skips_}});
@@ -322,6 +325,7 @@ TrainSummary Trainer::run() {
       summary.losses.push_back(loss);
       total_times.compute += window_times.compute;
       total_times.comm += window_times.comm;
+      total_times.grad_wait += window_times.grad_wait;
       total_times.optim += window_times.optim;
       total_times.data += window_times.data;
       window = LossSums{};
@@ -349,6 +353,7 @@ TrainSummary Trainer::run() {
   summary.skipped = total_skips_;
   summary.compute_s = total_times.compute;
   summary.comm_wait_s = total_times.comm;
+  summary.grad_wait_s = total_times.grad_wait;
   summary.optim_s = total_times.optim;
   summary.data_s = total_times.data;
   summary.eval = evaluate();
@@ -364,11 +369,13 @@ TrainSummary Trainer::run() {
                      {"final", true}});
     const double per = 1000.0 / std::max<int64_t>(1, steps_run);
     KILN_LOG_INFO("train", "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
-                  "{:.1f}, comm wait {:.1f}, optim {:.1f}, data {:.1f}) | final train loss {:.4f} "
-                  "| test loss {:.4f} | test accuracy {:.2f}% | skipped steps {}",
+                  "{:.1f}, comm wait {:.1f} of which gradients {:.1f}, optim {:.1f}, data {:.1f}) "
+                  "| final train loss {:.4f} | test loss {:.4f} | test accuracy {:.2f}% | "
+                  "skipped steps {}",
                   steps_run, format_duration(summary.seconds), summary.samples_per_s,
                   summary.seconds * per, total_times.compute * per, total_times.comm * per,
-                  total_times.optim * per, total_times.data * per, summary.last_loss,
+                  total_times.grad_wait * per, total_times.optim * per, total_times.data * per,
+                  summary.last_loss,
                   summary.eval.loss, 100 * summary.eval.accuracy, summary.skipped);
   }
   return summary;

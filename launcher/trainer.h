@@ -38,6 +38,7 @@ struct TrainSummary {
   // Totals over the run: compute (forward/backward), communication the step waited for after
   // backward (gradient buckets and the control all-reduce), optimizer, data loading.
   double compute_s = 0, comm_wait_s = 0, optim_s = 0, data_s = 0;
+  double grad_wait_s = 0;  // the part of comm_wait_s spent on gradient buckets
 };
 
 // Set by signal handlers; checked at every step boundary through the control all-reduce.
@@ -57,6 +58,7 @@ class Trainer {
  private:
   struct StepTimes {
     double data = 0, compute = 0, comm = 0, optim = 0;
+    double grad_wait = 0;  // the part of comm spent waiting for gradient buckets
   };
   struct StepOutcome {
     LossSums sums;

@@ -1,7 +1,8 @@
 // Closed-form tests of every Communicator operation on the MPI backend, over each dtype and
-// sizes 0, 1, odd, not divisible by the world size, and large: each rank derives its data from
-// (rank, index), so every rank knows the exact result. Values stay small integers, which every
-// dtype (u8 and bf16 included) holds exactly, so results are compared for equality.
+// sizes 0, 1, odd, not divisible by the world size, and large, in both ways the backend runs a
+// collective (blocking, and `background`: non-blocking with polling). Each rank derives its data
+// from (rank, index), so every rank knows the exact result. Values stay small integers, which
+// every dtype (u8 and bf16 included) holds exactly, so results are compared for equality.
 #include <unistd.h>
 
 #include <chrono>
@@ -84,6 +85,9 @@ std::vector<int64_t> sizes() {
   return {0, 1, 7, 5 * n + 1, 100003};
 }
 
+// Both ways the MPI backend runs a collective.
+const CollectiveTag kTags[] = {CollectiveTag{"test"}, CollectiveTag{"test", -1, -1, true}};
+
 // Sum data: rank r holds (r + 1) * (1 + i % 5), so the sum is n(n+1)/2 * (1 + i % 5).
 double sum_value(int r, int64_t i) { return (r + 1) * (1 + i % 5); }
 // Max/min data: a rotation by rank, so which rank holds the extreme varies with i.
@@ -110,42 +114,44 @@ TEST(Communicator, RankAndWorldComeFromMpi) {
 TEST(Communicator, AllReduceSumMaxMinEveryDTypeAndSize) {
   const int n = job().world(), r = job().rank();
   Mismatches m;
-  for (DType dt : kDTypes) {
-    for (int64_t size : sizes()) {
-      Tensor s = make(size, dt, [&](int64_t i) { return sum_value(r, i); });
-      job().all_reduce(s, ReduceOp::sum);
-      expect_values(
-          s, [&](int64_t i) { return n * (n + 1) / 2 * (1.0 + i % 5); }, m, "sum");
-      Tensor hi = make(size, dt, [&](int64_t i) { return rot_value(r, i, n); });
-      job().all_reduce(hi, ReduceOp::max);
-      expect_values(
-          hi, [&](int64_t i) { return n - 1.0 + i % 3; }, m, "max");
-      Tensor lo = make(size, dt, [&](int64_t i) { return rot_value(r, i, n); });
-      job().all_reduce(lo, ReduceOp::min);
-      expect_values(
-          lo, [&](int64_t i) { return 0.0 + i % 3; }, m, "min");
+  for (const CollectiveTag& tag : kTags)
+    for (DType dt : kDTypes) {
+      for (int64_t size : sizes()) {
+        Tensor s = make(size, dt, [&](int64_t i) { return sum_value(r, i); });
+        job().all_reduce(s, ReduceOp::sum, tag);
+        expect_values(
+            s, [&](int64_t i) { return n * (n + 1) / 2 * (1.0 + i % 5); }, m, "sum");
+        Tensor hi = make(size, dt, [&](int64_t i) { return rot_value(r, i, n); });
+        job().all_reduce(hi, ReduceOp::max, tag);
+        expect_values(
+            hi, [&](int64_t i) { return n - 1.0 + i % 3; }, m, "max");
+        Tensor lo = make(size, dt, [&](int64_t i) { return rot_value(r, i, n); });
+        job().all_reduce(lo, ReduceOp::min, tag);
+        expect_values(
+            lo, [&](int64_t i) { return 0.0 + i % 3; }, m, "min");
+      }
     }
-  }
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 
 TEST(Communicator, ReduceScatterEveryDTypeAndSize) {
   const int n = job().world(), r = job().rank();
   Mismatches m;
-  for (DType dt : kDTypes) {
-    for (int64_t per : sizes()) {
-      Tensor in = make(per * n, dt, [&](int64_t j) { return sum_value(r, j); });
-      Tensor out = make(per, dt, [](int64_t) { return 99.0; });
-      job().reduce_scatter(in, out, ReduceOp::sum);
-      expect_values(
-          out, [&](int64_t k) { return n * (n + 1) / 2 * (1.0 + (r * per + k) % 5); }, m,
-          "reduce_scatter sum");
-      Tensor in_max = make(per * n, dt, [&](int64_t j) { return rot_value(r, j, n); });
-      job().reduce_scatter(in_max, out, ReduceOp::max);
-      expect_values(
-          out, [&](int64_t k) { return n - 1.0 + (r * per + k) % 3; }, m, "reduce_scatter max");
+  for (const CollectiveTag& tag : kTags)
+    for (DType dt : kDTypes) {
+      for (int64_t per : sizes()) {
+        Tensor in = make(per * n, dt, [&](int64_t j) { return sum_value(r, j); });
+        Tensor out = make(per, dt, [](int64_t) { return 99.0; });
+        job().reduce_scatter(in, out, ReduceOp::sum, tag);
+        expect_values(
+            out, [&](int64_t k) { return n * (n + 1) / 2 * (1.0 + (r * per + k) % 5); }, m,
+            "reduce_scatter sum");
+        Tensor in_max = make(per * n, dt, [&](int64_t j) { return rot_value(r, j, n); });
+        job().reduce_scatter(in_max, out, ReduceOp::max, tag);
+        expect_values(
+            out, [&](int64_t k) { return n - 1.0 + (r * per + k) % 3; }, m, "reduce_scatter max");
+      }
     }
-  }
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 
@@ -153,16 +159,17 @@ TEST(Communicator, AllGatherEveryDTypeAndSize) {
   const int n = job().world(), r = job().rank();
   Mismatches m;
   auto value = [](int q, int64_t k) { return static_cast<double>((q * 7 + k) % 100); };
-  for (DType dt : kDTypes) {
-    for (int64_t per : sizes()) {
-      Tensor in = make(per, dt, [&](int64_t k) { return value(r, k); });
-      Tensor out = make(per * n, dt, [](int64_t) { return 255.0; });
-      job().all_gather(in, out);
-      expect_values(
-          out, [&](int64_t j) { return value(static_cast<int>(j / per), j % per); }, m,
-          "all_gather");
+  for (const CollectiveTag& tag : kTags)
+    for (DType dt : kDTypes) {
+      for (int64_t per : sizes()) {
+        Tensor in = make(per, dt, [&](int64_t k) { return value(r, k); });
+        Tensor out = make(per * n, dt, [](int64_t) { return 255.0; });
+        job().all_gather(in, out, tag);
+        expect_values(
+            out, [&](int64_t j) { return value(static_cast<int>(j / per), j % per); }, m,
+            "all_gather");
+      }
     }
-  }
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 
@@ -170,16 +177,17 @@ TEST(Communicator, BroadcastFromEveryRootEveryDTypeAndSize) {
   const int n = job().world(), r = job().rank();
   Mismatches m;
   auto value = [](int root, int64_t i) { return static_cast<double>((root * 3 + i) % 90); };
-  for (DType dt : kDTypes) {
-    for (int64_t size : sizes()) {
-      for (int root = 0; root < n; ++root) {
-        Tensor t = make(size, dt, [&](int64_t i) { return r == root ? value(root, i) : 255.0; });
-        job().broadcast(t, root);
-        expect_values(
-            t, [&](int64_t i) { return value(root, i); }, m, "broadcast");
+  for (const CollectiveTag& tag : kTags)
+    for (DType dt : kDTypes) {
+      for (int64_t size : sizes()) {
+        for (int root = 0; root < n; ++root) {
+          Tensor t = make(size, dt, [&](int64_t i) { return r == root ? value(root, i) : 255.0; });
+          job().broadcast(t, root, tag);
+          expect_values(
+              t, [&](int64_t i) { return value(root, i); }, m, "broadcast");
+        }
       }
     }
-  }
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 
@@ -209,10 +217,10 @@ TEST(Communicator, AsyncCollectivesRunInIssueOrder) {
   Tensor a = make(1001, DType::f64, [&](int64_t i) { return sum_value(r, i); });
   Tensor b = make(33, DType::i32, [&](int64_t) { return r == 0 ? 5.0 : 0.0; });
   std::vector<std::unique_ptr<Work>> works;
+  works.push_back(job().all_reduce_async(a, ReduceOp::sum, kTags[1]));
   works.push_back(job().all_reduce_async(a, ReduceOp::sum));
-  works.push_back(job().all_reduce_async(a, ReduceOp::sum));
-  works.push_back(job().broadcast_async(b, 0, CollectiveTag{"test"}));
-  works.push_back(job().barrier_async(CollectiveTag{"test"}));
+  works.push_back(job().broadcast_async(b, 0, kTags[1]));
+  works.push_back(job().barrier_async(kTags[1]));
   for (size_t i = works.size(); i-- > 0;) works[i]->wait();
   for (auto& w : works) {
     if (!w->test()) m.add("a finished collective reports test() == false");

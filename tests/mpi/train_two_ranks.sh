@@ -12,6 +12,7 @@ grep -q "r0/2 .*done: 20 steps" "$work/out.txt" || fail "rank 0 did not finish 2
 [ "$(grep -c '"step":' "$work/metrics.jsonl")" -ge 20 ] || fail "fewer than 20 metrics records"
 grep -q '"comm_wait_ms"' "$work/metrics.jsonl" || fail "metrics lack comm_wait_ms"
 grep -q '"compute_ms"' "$work/metrics.jsonl" || fail "metrics lack compute_ms"
+grep -q '"grad_wait_ms"' "$work/metrics.jsonl" || fail "metrics lack grad_wait_ms"
 if grep -q "r1/2 .*\(step .*samples/s\|done:\)" "$work/out.txt"; then
   fail "rank 1 printed progress; only rank 0 should"
 fi
