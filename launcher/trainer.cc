@@ -185,7 +185,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   if (step == nan_step) r.sums.loss = std::nan("");
 
   auto t2 = Clock::now();
-  times.grad_wait += grad_sync_->finish();
+  const double grad_wait = grad_sync_->finish();
+  times.grad_wait += grad_wait;
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
   c[kCorrect] = r.sums.correct;
@@ -195,7 +196,14 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
   comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
-  times.comm += seconds_since(t2);
+  const double comm_wait = seconds_since(t2);
+  times.comm += comm_wait;
+  // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
+  // which, i.e. load imbalance apart from communication.
+  KILN_LOG_DEBUG("train", "step {}: gradient wait {:.2f} ms ({} of {} buckets issued during "
+                 "backward), control {:.2f} ms", step + 1, grad_wait * 1e3,
+                 grad_sync_->launched_in_backward(), grad_sync_->buckets().size(),
+                 (comm_wait - grad_wait) * 1e3);
   KILN_CHECK(comm_.world() * c[kPlanSq] == c[kPlan] * c[kPlan],
              "step {}: the ranks hold different gradient bucket plans (this rank's is {}); "
              "their gradients no longer line up. Restart every rank with the same comm.* "
