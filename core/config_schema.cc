@@ -111,9 +111,11 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("optim.clip_norm", &o.clip_norm, 0.0, 1e9, "global gradient-norm clip (0 = off)"),
 
       str("comm.backend", &k.backend, {"auto", "mpi", "nccl"}, "gradient all-reduce backend"),
-      num("comm.bucket_mb", &k.bucket_mb, 0.0, 4096.0, "gradient bucket size in MiB", true),
+      num("comm.bucket_mb", &k.bucket_mb, 0.0, 4096.0,
+          "gradient bucket size in MiB; fractions give any size in bytes (0.25 = 256 KiB, "
+          "rounded to whole bytes)", true),
       num("comm.first_bucket_mb", &k.first_bucket_mb, 0.0, 4096.0,
-          "first (last-layer) bucket size in MiB", true),
+          "first bucket (the last layers, reduced first) in MiB; fractions as bucket_mb", true),
       num("comm.timeout_s", &k.timeout_s, 0.0, 86400.0, "collective deadline in seconds", true),
       flag("comm.overlap", &k.overlap, "all-reduce buckets during backward"),
 

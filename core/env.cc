@@ -33,6 +33,10 @@ const std::vector<Knob>& knobs() {
        "keep most of the cores while a save is written in the background (its CPU work is "
        "small: checksums; the files go to disk by direct I/O)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
+      {"KILN_MPI_POLL_US", "100",
+       "MPI backend: while no thread waits for a collective in flight (a gradient bucket "
+       "during backward), the comm thread tests it this often (microseconds) and sleeps in "
+       "between, leaving the CPU to computation"},
   };
   return table;
 }

@@ -1,7 +1,7 @@
 // `kiln train`: one rank of a training job (a world of one without mpirun).
 #include <csignal>
 
-#include "comm/communicator.h"
+#include "comm/backend.h"
 #include "core/config.h"
 #include "core/device.h"
 #include "core/env.h"
@@ -28,7 +28,7 @@ int run_train(const TrainFlags& flags) {
     std::fputs(config_table(cfg).c_str(), stdout);
     return 0;
   }
-  std::unique_ptr<Communicator> comm = make_self_communicator();
+  std::unique_ptr<Communicator> comm = make_communicator(cfg);
   ProcessContext& ctx = process_context();
   ctx.rank = comm->rank();
   ctx.world = comm->world();
@@ -47,9 +47,18 @@ int run_train(const TrainFlags& flags) {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 
-  Trainer trainer(cfg, *comm);
-  trainer.resume(flags.resume);
-  trainer.run();
+  try {
+    Trainer trainer(cfg, *comm);
+    trainer.resume(flags.resume);
+    trainer.run();
+  } catch (const std::exception& e) {
+    if (comm->world() == 1) throw;
+    // Other ranks may be waiting in a collective for this one: end the whole job now rather
+    // than leave them to the watchdog. Errors all ranks agreed on (start-up agreement,
+    // non-finite loss) end it the same way, from whichever rank gets here first.
+    log::get("kiln")->error("{}", e.what());
+    comm->abort(1);
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "comm/agreement.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "models/registry.h"
@@ -26,8 +27,14 @@ enum Control : int {
   kCount,
   kNonFinite,  // > 0 when any rank saw a non-finite loss
   kStop,       // > 0 when any rank was asked to stop
+  kPlan,       // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
+  kPlanSq,     // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
   kControlSlots
 };
+
+int64_t mib_to_bytes(double mib) {
+  return std::max<int64_t>(1, std::llround(mib * 1024.0 * 1024.0));
+}
 
 }  // namespace
 
@@ -64,8 +71,15 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   ModelSpec spec{data_.train->sample_shape(), data_.train->num_classes()};
   model_ = create_model(cfg_, spec);
   model_->build(*device_, DType::f32, static_cast<uint64_t>(cfg_.train.seed));
+  GradSyncOptions sync;
+  sync.bucket_bytes = mib_to_bytes(cfg_.comm.bucket_mb);
+  sync.first_bucket_bytes = mib_to_bytes(cfg_.comm.first_bucket_mb);
+  sync.overlap = cfg_.comm.overlap;
+  grad_sync_ = std::make_unique<GradSync>(comm_, model_->params(), sync);
+  plan_tag_ = static_cast<double>(std::stoull(grad_sync_->plan_hash().substr(0, 5), nullptr, 16));
+  agree_at_start();
   // Every rank starts from rank 0's weights, whatever its own initialisation produced.
-  comm_.broadcast(model_->params().params(), 0);
+  comm_.broadcast(model_->params().params(), 0, CollectiveTag{"parameters"});
   optimizer_ = create_optimizer(cfg_.optim, model_->params());
   if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
 
@@ -82,6 +96,32 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   KILN_LOG_INFO0("train", "world {} x micro-batch {} x accumulation {} = global batch {}; "
                  "device {}; optimizer {}", comm_.world(), mb, accum_, cfg_.train.global_batch,
                  device_->name(), optimizer_->name());
+  if (comm_.world() > 1) {
+    const auto& plan = grad_sync_->buckets();
+    std::string sizes;
+    for (size_t i = 0; i < plan.size() && i < 8; ++i) {
+      sizes += fmt::format("{}{:.2f}", i ? ", " : "", plan[i].numel() * 4.0 / (1 << 20));
+    }
+    KILN_LOG_INFO0("train", "gradient sync over {} ({}): {} buckets in backward order of [{}{}] "
+                   "MiB, overlap {}, collective deadline {} s", comm_.backend(), comm_.world(),
+                   plan.size(), sizes, plan.size() > 8 ? ", ..." : "",
+                   grad_sync_->overlap() ? "on" : "off", cfg_.comm.timeout_s);
+  }
+}
+
+void Trainer::agree_at_start() {
+  const auto& plan = grad_sync_->buckets();
+  check_agreement(
+      comm_,
+      {{"config hash", config_hash(cfg_),
+        "start every rank with the same config file, KILN_SET and --set flags"},
+       {"model", model_->fingerprint(), "every rank must build the same model (model.*)"},
+       {"bucket plan", fmt::format("{} buckets, hash {}", plan.size(), grad_sync_->plan_hash()),
+        "comm.bucket_mb and comm.first_bucket_mb must match on every rank"},
+       {"training samples", std::to_string(data_.train->size()),
+        "every rank must read the same dataset (data.path)"},
+       {"evaluation samples", std::to_string(data_.eval->size()),
+        "every rank must read the same dataset (data.path)"}});
 }
 
 Trainer::~Trainer() = default;
@@ -142,6 +182,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
     auto t1 = Clock::now();
     ForwardContext ctx{true, static_cast<uint64_t>(cfg_.train.seed), step, pos};
+    // Only the last micro-batch's backward completes the gradients, so only it communicates.
+    grad_sync_->begin_micro_batch(step, m == accum_ - 1);
     r.sums += model_->forward_backward(batch_, ctx, grad_scale);
     times.data += std::chrono::duration<double>(t1 - t0).count();
     times.compute += seconds_since(t1);
@@ -161,15 +203,29 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   if (step + 1 == stop_step) stop_requested().store(true);
 
   auto t2 = Clock::now();
-  comm_.all_reduce(store.grads(), ReduceOp::sum);
+  const double grad_wait = grad_sync_->finish();
+  times.grad_wait += grad_wait;
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
   c[kCorrect] = r.sums.correct;
   c[kCount] = static_cast<double>(r.sums.count);
   c[kNonFinite] = std::isfinite(r.sums.loss) ? 0.0 : 1.0;
   c[kStop] = stop_requested().load() ? 1.0 : 0.0;
-  comm_.all_reduce(control_, ReduceOp::sum);
-  times.comm += seconds_since(t2);
+  c[kPlan] = plan_tag_;
+  c[kPlanSq] = plan_tag_ * plan_tag_;
+  comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
+  const double comm_wait = seconds_since(t2);
+  times.comm += comm_wait;
+  // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
+  // which, i.e. load imbalance apart from communication.
+  KILN_LOG_DEBUG("train", "step {}: gradient wait {:.2f} ms ({} of {} buckets issued during "
+                 "backward), control {:.2f} ms", step + 1, grad_wait * 1e3,
+                 grad_sync_->launched_in_backward(), grad_sync_->buckets().size(),
+                 (comm_wait - grad_wait) * 1e3);
+  KILN_CHECK(comm_.world() * c[kPlanSq] == c[kPlan] * c[kPlan],
+             "step {}: the ranks hold different gradient bucket plans (this rank's is {}); "
+             "their gradients no longer line up. Restart every rank with the same comm.* "
+             "settings", step + 1, grad_sync_->plan_hash());
 
   auto t3 = Clock::now();
   r.sums.loss = c[kLossSum];
@@ -209,7 +265,7 @@ EvalResult Trainer::evaluate() {
   p[0] = sums.loss;
   p[1] = sums.correct;
   p[2] = static_cast<double>(sums.count);
-  comm_.all_reduce(t, ReduceOp::sum);
+  comm_.all_reduce(t, ReduceOp::sum, CollectiveTag{"evaluation"});
   EvalResult r;
   r.count = static_cast<int64_t>(p[2]);
   r.loss = r.count ? p[0] / p[2] : 0.0;
@@ -273,10 +329,12 @@ TrainSummary Trainer::run() {
       if (rank0) {
         progress.clear();
         KILN_LOG_INFO("train", "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
-                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f}, "
-                      "optim {:.1f}, data {:.1f}) | eta {}", done, t.steps, loss, 100 * acc, lr,
-                      wrate, wsec * per, window_times.compute * per, window_times.comm * per,
-                      window_times.optim * per, window_times.data * per,
+                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
+                      "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}", done,
+                      t.steps, loss, 100 * acc, lr, wrate, wsec * per,
+                      window_times.compute * per, window_times.comm * per,
+                      window_times.grad_wait * per, window_times.optim * per,
+                      window_times.data * per,
                       format_duration((t.steps - done) * t.global_batch / rate));
         metrics_->write({{"step", done},
                          {"epoch", static_cast<double>(cursor_) / data_.train->size()},
@@ -288,13 +346,16 @@ TrainSummary Trainer::run() {
                          {"step_ms", wsec * per},
                          {"compute_ms", window_times.compute * per},
                          {"comm_wait_ms", window_times.comm * per},
+                         {"grad_wait_ms", window_times.grad_wait * per},
                          {"optim_ms", window_times.optim * per},
                          {"data_ms", window_times.data * per},
                          {"skipped", total_skips_}});
       }
       summary.last_loss = loss;
+      summary.losses.push_back(loss);
       total_times.compute += window_times.compute;
       total_times.comm += window_times.comm;
+      total_times.grad_wait += window_times.grad_wait;
       total_times.optim += window_times.optim;
       total_times.data += window_times.data;
       window = LossSums{};
@@ -322,6 +383,11 @@ TrainSummary Trainer::run() {
 
   checkpointer_->finish(train_progress(done));
   summary.skipped = total_skips_;
+  summary.compute_s = total_times.compute;
+  summary.comm_wait_s = total_times.comm;
+  summary.grad_wait_s = total_times.grad_wait;
+  summary.optim_s = total_times.optim;
+  summary.data_s = total_times.data;
   summary.eval = evaluate();
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
@@ -335,11 +401,13 @@ TrainSummary Trainer::run() {
                      {"final", true}});
     const double per = 1000.0 / std::max<int64_t>(1, steps_run);
     KILN_LOG_INFO("train", "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
-                  "{:.1f}, comm wait {:.1f}, optim {:.1f}, data {:.1f}) | final train loss {:.4f} "
-                  "| test loss {:.4f} | test accuracy {:.2f}% | skipped steps {}",
+                  "{:.1f}, comm wait {:.1f} of which gradients {:.1f}, optim {:.1f}, data {:.1f}) "
+                  "| final train loss {:.4f} | test loss {:.4f} | test accuracy {:.2f}% | "
+                  "skipped steps {}",
                   steps_run, format_duration(summary.seconds), summary.samples_per_s,
                   summary.seconds * per, total_times.compute * per, total_times.comm * per,
-                  total_times.optim * per, total_times.data * per, summary.last_loss,
+                  total_times.grad_wait * per, total_times.optim * per, total_times.data * per,
+                  summary.last_loss,
                   summary.eval.loss, 100 * summary.eval.accuracy, summary.skipped);
   }
   return summary;
