@@ -41,7 +41,7 @@ struct Checkpointer::Save {
 Checkpointer::Checkpointer(const Config& cfg, Communicator& comm, Model& model,
                            Optimizer& optimizer, int64_t dataset_size)
     : cfg_(cfg), comm_(comm), model_(model), optimizer_(optimizer), dataset_size_(dataset_size) {
-  agree_ = Tensor::zeros(Shape{3}, DType::f64, cpu_device());
+  settle_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
   last_save_time_ = Clock::now();
   if (!saving_enabled()) return;
   if (comm_.rank() == 0) {
@@ -123,12 +123,23 @@ TrainerState Checkpointer::trainer_state(const TrainProgress& p) const {
   return t;
 }
 
-void Checkpointer::after_step(const TrainProgress& p, bool force) {
+void Checkpointer::fill_control(double* slots) const {
+  slots[0] = slots[1] = slots[2] = 0;
   if (!saving_enabled()) return;
-  const auto t0 = Clock::now();
-  bool timed = false;
-  if (pending_ || cfg_.checkpoint.every_minutes > 0) timed = agree(false);
-  blocked_s_ += seconds_since(t0);
+  if (pending_) {
+    const int st = pending_->status.load();
+    slots[0] = st == 0 ? 1 : 0;
+    slots[1] = st == 2 ? 1 : 0;
+  }
+  if (comm_.rank() == 0 && cfg_.checkpoint.every_minutes > 0 &&
+      seconds_since(last_save_time_) >= cfg_.checkpoint.every_minutes * 60) {
+    slots[2] = 1;
+  }
+}
+
+void Checkpointer::after_step(const TrainProgress& p, const double* control, bool force) {
+  if (!saving_enabled()) return;
+  const bool timed = resolve(control);
   const int64_t every = cfg_.checkpoint.every_steps;
   const bool due = force || timed || (every > 0 && p.step % every == 0);
   if (due && p.step > 0 && p.step != last_saved_step_) start_save(p);
@@ -140,6 +151,7 @@ void Checkpointer::before_update() {
   snapshot_done_.wait();
   snapshot_in_flight_ = false;
   blocked_s_ += seconds_since(t0);
+  snapshot_wait_s_ += seconds_since(t0);
 }
 
 void Checkpointer::finish(const TrainProgress& p) {
@@ -150,41 +162,33 @@ void Checkpointer::finish(const TrainProgress& p) {
     snapshot_done_.wait();
     snapshot_in_flight_ = false;
   }
-  if (pending_) {
-    wait_threads();
-    agree(true);
-  }
+  if (pending_) settle();
   wait_threads();
   KILN_LOG_INFO0("ckpt",
                  "{} checkpoint(s) saved this run; training waited {:.1f} ms for them "
-                 "({:.2f} ms per save), then {:.1f} ms at the end for the last one",
+                 "({:.2f} ms per save: {:.1f} ms in all for snapshot copies, {:.1f} ms for "
+                 "previous saves to finish), then {:.1f} ms at the end for the last one",
                  saves_, blocked_s_ * 1e3,
                  saves_ ? blocked_s_ * 1e3 / static_cast<double>(saves_) : 0.0,
-                 seconds_since(t0) * 1e3);
+                 snapshot_wait_s_ * 1e3, previous_wait_s_ * 1e3, seconds_since(t0) * 1e3);
 }
 
-bool Checkpointer::agree(bool block) {
-  double* a = agree_.data<double>();
-  a[0] = a[1] = a[2] = 0;
-  if (pending_) {
-    if (block) wait_threads();
-    const int st = pending_->status.load();
-    a[0] = st == 0 ? 1 : 0;
-    a[1] = st == 2 ? 1 : 0;
-  }
-  if (comm_.rank() == 0 && cfg_.checkpoint.every_minutes > 0 &&
-      seconds_since(last_save_time_) >= cfg_.checkpoint.every_minutes * 60) {
-    a[2] = 1;
-  }
-  comm_.all_reduce(agree_, ReduceOp::sum);
-  if (pending_ && a[0] == 0) {
+void Checkpointer::settle() {
+  wait_threads();
+  fill_control(settle_.data<double>());
+  comm_.all_reduce(settle_, ReduceOp::sum, CollectiveTag{"checkpoint"});
+  resolve(settle_.data<double>());
+}
+
+bool Checkpointer::resolve(const double* control) {
+  if (pending_ && control[0] == 0) {
     std::shared_ptr<Save> s = std::move(pending_);
     pending_.reset();
-    if (a[1] > 0) {
+    if (control[1] > 0) {
       KILN_LOG_ERROR("ckpt",
                      "the checkpoint of step {} failed on {} rank(s){}; it is abandoned "
                      "and the previous checkpoint stays the newest",
-                     s->step, a[1], s->error.empty() ? "" : " (here: " + s->error + ")");
+                     s->step, control[1], s->error.empty() ? "" : " (here: " + s->error + ")");
       if (comm_.rank() == 0) {
         writer_->submit([s] {
           std::error_code ec;
@@ -195,14 +199,14 @@ bool Checkpointer::agree(bool block) {
       writer_->submit([this, s] { commit(*s); });
     }
   }
-  return a[2] > 0;
+  return control[2] > 0;
 }
 
 void Checkpointer::start_save(const TrainProgress& p) {
   const auto t0 = Clock::now();
   if (pending_) {  // the next save waits for the previous one
-    wait_threads();
-    agree(true);
+    settle();
+    previous_wait_s_ += seconds_since(t0);
   }
   ParamStore& store = model_.params();
   const std::vector<NamedState> states = optimizer_.state();

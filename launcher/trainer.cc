@@ -1,6 +1,7 @@
 // The training loop of one rank.
 #include "launcher/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -25,11 +26,12 @@ enum Control : int {
   kLossSum = 0,
   kCorrect,
   kCount,
-  kNonFinite,  // > 0 when any rank saw a non-finite loss
-  kStop,       // > 0 when any rank was asked to stop
-  kPlan,       // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
-  kPlanSq,     // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
-  kControlSlots
+  kNonFinite,   // > 0 when any rank saw a non-finite loss
+  kStop,        // > 0 when any rank was asked to stop
+  kPlan,        // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
+  kPlanSq,      // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
+  kCheckpoint,  // Checkpointer::kControlSlots slots: its save in flight, timed saves
+  kControlSlots = kCheckpoint + Checkpointer::kControlSlots
 };
 
 int64_t mib_to_bytes(double mib) {
@@ -213,6 +215,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kStop] = stop_requested().load() ? 1.0 : 0.0;
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
+  checkpointer_->fill_control(c + kCheckpoint);
   comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
   const double comm_wait = seconds_since(t2);
   times.comm += comm_wait;
@@ -232,6 +235,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
   r.stop = c[kStop] > 0;
+  std::copy(c + kCheckpoint, c + kControlSlots, r.checkpoint.begin());
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
   checkpointer_->before_update();  // a snapshot of the last step may still be copying
@@ -373,7 +377,7 @@ TrainSummary Trainer::run() {
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
-    checkpointer_->after_step(train_progress(done), /*force=*/r.stop);
+    checkpointer_->after_step(train_progress(done), r.checkpoint.data(), /*force=*/r.stop);
     if (r.stop) {
       summary.stopped_early = true;
       KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);

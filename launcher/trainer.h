@@ -4,6 +4,7 @@
 // model, bucket plan and dataset before the first collective that moves tensors.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -27,8 +28,8 @@ struct EvalResult {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;          // optimizer steps taken (skipped ones excluded)
-  int64_t skipped = 0;        // steps skipped for a non-finite loss
+  int64_t steps = 0;           // optimizer steps taken (skipped ones excluded)
+  int64_t skipped = 0;         // steps skipped for a non-finite loss
   bool stopped_early = false;  // a stop was requested (signal)
   double last_loss = 0;        // mean training loss of the last logging window
   EvalResult eval;
@@ -70,6 +71,7 @@ class Trainer {
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    std::array<double, Checkpointer::kControlSlots> checkpoint{};  // summed over ranks
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   TrainProgress train_progress(int64_t steps_done) const;
@@ -95,7 +97,7 @@ class Trainer {
   std::vector<int64_t> indices_;
   Tensor x_host_, y_host_;
   MicroBatch batch_;
-  Tensor control_;  // f64 on the host: the per-step control all-reduce
+  Tensor control_;          // f64 on the host: the per-step control all-reduce
   int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
   // Last member: destroyed first, since its writer thread reads the model and optimizer.
   std::unique_ptr<Checkpointer> checkpointer_;
