@@ -36,6 +36,7 @@ struct Checkpointer::Save {
   std::string error;
   uint64_t bytes = 0;  // written by this rank
   double snapshot_s = 0, write_s = 0;
+  Clock::time_point started;  // the step boundary the save was taken at
 };
 
 Checkpointer::Checkpointer(const Config& cfg, Communicator& comm, Model& model,
@@ -214,6 +215,7 @@ void Checkpointer::start_save(const TrainProgress& p) {
 
   auto s = std::make_shared<Save>();
   s->step = p.step;
+  s->started = Clock::now();
   s->state = trainer_state(p);
   s->dir = (fs::path(cfg_.checkpoint.dir) / step_dir_name(p.step)).string();
   s->tmp = s->dir + ".tmp";
@@ -323,9 +325,9 @@ void Checkpointer::commit(Save& s) {
     if (replaced) remove_checkpoint(s.tmp);  // the old checkpoint of this step, swapped out
     KILN_LOG_INFO("ckpt",
                   "committed {} ({:.1f} MB; snapshot {:.1f} ms, rank 0 wrote {:.1f} MB in "
-                  "{:.3f} s = {:.0f} MB/s){}",
+                  "{:.3f} s = {:.0f} MB/s; {:.3f} s from the step to the commit){}",
                   s.dir, bytes / 1e6, s.snapshot_s * 1e3, s.bytes / 1e6, s.write_s,
-                  s.bytes / 1e6 / std::max(s.write_s, 1e-9),
+                  s.bytes / 1e6 / std::max(s.write_s, 1e-9), seconds_since(s.started),
                   replaced ? ", replacing an older checkpoint of the same step" : "");
     if (hook_) hook_(CommitInfo{s.step, s.dir, bytes});
 
