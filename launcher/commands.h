@@ -12,5 +12,7 @@ namespace kiln {
 using CommandRunner = std::function<int()>;
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
+CommandRunner add_data_command(CLI::App& app);
+CommandRunner add_sample_command(CLI::App& app);
 
 }  // namespace kiln

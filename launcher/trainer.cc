@@ -7,6 +7,7 @@
 
 #include "core/env.h"
 #include "core/log.h"
+#include "launcher/final_weights.h"
 #include "models/registry.h"
 
 namespace kiln {
@@ -173,7 +174,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
 
 EvalResult Trainer::evaluate() {
   const Dataset& data = *data_.eval;
-  const int64_t n = data.size();
+  const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
+                                                : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;
@@ -299,6 +301,7 @@ TrainSummary Trainer::run() {
 
   summary.skipped = total_skips_;
   summary.eval = evaluate();
+  if (rank0 && !cfg_.checkpoint.dir.empty()) write_final_weights(cfg_, *model_);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);

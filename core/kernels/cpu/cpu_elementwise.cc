@@ -1,4 +1,4 @@
-// CPU element-wise kernels: activations, dropout, and flat-buffer reductions.
+// CPU element-wise kernels: activations, dropout, residual addition, flat-buffer reductions.
 #include <cmath>
 
 #include "core/kernels/cpu/cpu_ops.h"
@@ -95,18 +95,11 @@ bool finite(const T* x, int64_t n) {
   return bad == 0;
 }
 
-// Runs the statement with T bound to the tensor's element type (f32 or f64).
-#define KILN_FLOAT_CALL(t, what, ...)   \
-  do {                                  \
-    cpu::check_float(t, what);          \
-    if ((t).dtype() == DType::f32) {    \
-      using T = float;                  \
-      __VA_ARGS__;                      \
-    } else {                            \
-      using T = double;                 \
-      __VA_ARGS__;                      \
-    }                                   \
-  } while (0)
+template <typename T>
+void add_f(const T* a, const T* b, T* y, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
 
 template <typename T>
 void scale_f(T* p, T a, int64_t n) {
@@ -157,6 +150,12 @@ void CpuOps::dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx, 
   cpu::check_same(dy, dx, "dropout_backward");
   KILN_FLOAT_CALL(dy, "dropout_backward",
                   dropout_b<T>(dy.data<T>(), mask.data<uint8_t>(), dx.data<T>(), dy.numel(), p));
+}
+
+void CpuOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
+  cpu::check_same(a, b, "add");
+  cpu::check_same(a, y, "add");
+  KILN_FLOAT_CALL(a, "add", add_f<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()));
 }
 
 double CpuOps::sum_squares(const Tensor& x) {
