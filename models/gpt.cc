@@ -101,7 +101,7 @@ const Tensor& Gpt::through_dropout(const Tensor& dres, const Tensor& mask) {
   return dtmp_;
 }
 
-void Gpt::forward(const MicroBatch& batch, const ForwardContext& ctx) {
+void Gpt::forward(const MicroBatch& batch, const ForwardContext& ctx, bool for_backward) {
   const Tensor& tok = batch.x;
   KILN_CHECK(tok.ndim() == 2 && tok.dtype() == DType::i32 && tok.dim(1) >= 1 &&
                  tok.dim(1) <= shape_.seq_len,
@@ -129,7 +129,9 @@ void Gpt::forward(const MicroBatch& batch, const ForwardContext& ctx) {
   for (size_t l = 0; l < bp_.size(); ++l) {
     const BlockParams& p = bp_[l];
     BlockActs& a = acts_[l];
-    Stores& st = stores_[l];
+    // Without backward, every block reuses the first block's buffers: the one aliasing, a.out
+    // with x, is safe because x is last read (into a.mid) before a.out is written.
+    Stores& st = for_backward ? stores_[l] : stores_[0];
     // Attention branch.
     a.ln1 = buf(st.ln1, Shape{N, C}, dtype_);
     a.ln1_mean = buf(st.ln1_mean, Shape{N}, dtype_);
@@ -252,7 +254,7 @@ void Gpt::backward(const MicroBatch& batch) {
 
 LossSums Gpt::forward_backward(const MicroBatch& batch, const ForwardContext& ctx,
                                float grad_scale) {
-  forward(batch, ctx);
+  forward(batch, ctx, true);
   LossSums sums = loss(batch, grad_scale, true);
   backward(batch);
   return sums;
@@ -261,7 +263,7 @@ LossSums Gpt::forward_backward(const MicroBatch& batch, const ForwardContext& ct
 LossSums Gpt::evaluate(const MicroBatch& batch) {
   ForwardContext ctx;
   ctx.training = false;
-  forward(batch, ctx);
+  forward(batch, ctx, false);
   return loss(batch, 1.0f, false);
 }
 

@@ -60,7 +60,8 @@ class Gpt final : public Model {
     Tensor mid, ln2, ln2_mean, ln2_rstd, fc, gelu, mlp_mask, out;
   };
 
-  void forward(const MicroBatch& batch, const ForwardContext& ctx);
+  // for_backward keeps every block's activations; without it the blocks share one set.
+  void forward(const MicroBatch& batch, const ForwardContext& ctx, bool for_backward);
   void backward(const MicroBatch& batch);
   // y = x + dropout(branch) for one residual connection (branch is dropped in place); keeps
   // the mask when dropout is active.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/kernels/cpu/cpu_math.h"
 #include "core/kernels/cpu/cpu_ops.h"
 
 namespace kiln {
@@ -46,8 +47,9 @@ void attn_fwd(const T* qkv, T* out, T* lse, const Dims& d, T* scratch, int threa
           T mx = s[0];
           for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
           T sum = 0;
+#pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < n; ++j) {
-            s[j] = std::exp(s[j] - mx);
+            s[j] = cpu::exp_approx(s[j] - mx);
             sum += s[j];
           }
           const T inv = T(1) / sum;
@@ -102,8 +104,9 @@ void attn_bwd(const T* qkv, const T* out, const T* lse, const T* dout, T* dqkv, 
           T di = 0;
 #pragma omp simd reduction(+ : di)
           for (int64_t c = 0; c < hs; ++c) di += g[i * C + c] * o[i * C + c];
+#pragma omp simd
           for (int64_t j = 0; j < n; ++j) {
-            p[j] = std::exp(p[j] - li);
+            p[j] = cpu::exp_approx(p[j] - li);
             ds[j] = p[j] * (ds[j] - di);
           }
           for (int64_t j = n; j < i1; ++j) p[j] = ds[j] = T(0);
