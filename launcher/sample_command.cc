@@ -106,7 +106,7 @@ CommandRunner add_sample_command(CLI::App& app) {
   cmd->add_option("-c,--config", flags->config, "the run's YAML config, when the folder holds none")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", flags->set, "override a config key (repeatable)");
-  cmd->add_option("-p,--prompt", flags->prompt, "text to continue")->capture_default_str();
+  cmd->add_option("-p,--prompt", flags->prompt, "text to continue (default: a newline)");
   cmd->add_option("-n,--tokens", flags->tokens, "tokens (bytes) to generate")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));

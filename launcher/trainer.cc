@@ -287,7 +287,7 @@ TrainSummary Trainer::run() {
       EvalResult e = evaluate();
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
+        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} predictions)",
                       done, e.loss, 100 * e.accuracy, e.count);
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }

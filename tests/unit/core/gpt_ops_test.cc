@@ -221,6 +221,53 @@ TEST_P(GptOpsTest, AttentionForwardMatchesReference) {
   }
 }
 
+TEST_P(GptOpsTest, AttentionBackwardMatchesReference) {
+  const DType dt = GetParam();
+  const int64_t B = 2, T = 70, C = 12, H = 3, hs = C / H;
+  Tensor qkv = random_tensor(Shape{B, T, 3 * C}, dt, 32, -2, 2);
+  Tensor dout = random_tensor(Shape{B, T, C}, dt, 33);
+  Tensor out = Tensor::empty(Shape{B, T, C}, dt, cpu_device());
+  Tensor lse = Tensor::empty(Shape{B, H, T}, dt, cpu_device());
+  Tensor dqkv = Tensor::empty(Shape{B, T, 3 * C}, dt, cpu_device());
+  ops().attention_forward(qkv, out, lse, H);
+  ops().attention_backward(qkv, out, lse, dout, dqkv, H);
+  // Plain loops over the softmax Jacobian: dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik).
+  std::vector<double> x = as_doubles(qkv), g = as_doubles(dout), ref(x.size(), 0.0);
+  auto at = [&](int64_t b, int64_t t, int64_t part, int64_t h, int64_t d) {
+    return (b * T + t) * 3 * C + part * C + h * hs + d;
+  };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> p(static_cast<size_t>(i + 1)), dp(p.size());
+        double mx = -1e300, sum = 0, pdp = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t d = 0; d < hs; ++d) p[j] += x[at(b, i, 0, h, d)] * x[at(b, j, 1, h, d)];
+          p[j] *= scale;
+          mx = std::max(mx, p[j]);
+        }
+        for (double& v : p) sum += (v = std::exp(v - mx));
+        for (int64_t j = 0; j <= i; ++j) {
+          p[j] /= sum;
+          for (int64_t d = 0; d < hs; ++d)
+            dp[j] += g[(b * T + i) * C + h * hs + d] * x[at(b, j, 2, h, d)];
+          pdp += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j <= i; ++j) {
+          const double ds = p[j] * (dp[j] - pdp) * scale;
+          for (int64_t d = 0; d < hs; ++d) {
+            ref[at(b, i, 0, h, d)] += ds * x[at(b, j, 1, h, d)];
+            ref[at(b, j, 1, h, d)] += ds * x[at(b, i, 0, h, d)];
+            ref[at(b, j, 2, h, d)] += p[j] * g[(b * T + i) * C + h * hs + d];
+          }
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(all_close(as_doubles(dqkv), ref, rtol(), atol()));
+}
+
 TEST_P(GptOpsTest, ResidualAddSumsInPlace) {
   const DType dt = GetParam();
   Tensor a = random_tensor(Shape{5, 7}, dt, 19), b = random_tensor(Shape{5, 7}, dt, 20);

@@ -1,11 +1,12 @@
 // The GPT model: parameter names and decay flags, GPT-2 initialisation, the grad-ready order
 // (tied wte last), the loss at initialisation, and the whole model's backward (with dropout on)
-// against central finite differences in f64.
+// against central finite differences in f64; and the shipped configs/gpt_kjv.yaml.
 #include "models/gpt.h"
 
 #include <cmath>
 
 #include "core/rng.h"
+#include "models/registry.h"
 #include "unit/test_util.h"
 
 namespace kiln {
@@ -158,6 +159,26 @@ TEST(Gpt, DropoutIsKeyedAndOffInEvaluation) {
   const double e1 = m.evaluate(b).loss;
   EXPECT_NE(e1, l1);
   EXPECT_EQ(m.evaluate(b).loss, e1);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(Gpt, ShippedKjvConfigBuildsTheDocumentedModel) {
+  Config cfg = load_config(std::string(KILN_SOURCE_DIR) + "/configs/gpt_kjv.yaml", {});
+  const ModelConfig& m = cfg.model;
+  std::unique_ptr<Model> model = create_model(cfg, ModelSpec{Shape{m.seq_len}, 256});
+  model->build(cpu_device(), DType::f32, 1);
+  const int64_t C = m.n_embd;
+  // wte + wpe + per block (qkv, proj, fc, mlp proj weights and biases, two LayerNorms) + ln_f.
+  const int64_t per_block = 12 * C * C + 13 * C;
+  EXPECT_EQ(model->params().count(), 256 * C + m.seq_len * C + m.n_layer * per_block + 2 * C);
+  EXPECT_EQ(model->params().count(), 842496);  // the "0.8M parameters" the config promises
+  EXPECT_EQ(cfg.data.name, "text");
+  EXPECT_EQ(cfg.train.global_batch % (2 * cfg.train.micro_batch), 0);  // splits over 2 ranks
 }
 
 }  // namespace
