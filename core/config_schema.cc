@@ -78,7 +78,8 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("data.seed", &d.seed, 0, 9.2e18, "seed of the global sample order"),
       num("data.val_fraction", &d.val_fraction, 0.0, 0.5,
           "text: share held out for validation (the default of kiln data prepare-text "
-          "--val-fraction, which makes the split)", true),
+          "--val-fraction, which makes the split)",
+          true),
 
       num("train.steps", &t.steps, 1, 1e15, "optimizer steps"),
       num("train.global_batch", &t.global_batch, 1, 1 << 24, "samples per optimizer step"),

@@ -121,8 +121,7 @@ class Ops {
   // v per head, heads side by side. lse (B, n_head, T, x's dtype) receives the log-sum-exp of
   // each row of scaled scores, from which backward recomputes the probabilities (no T x T
   // tensor is kept between forward and backward).
-  virtual void attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse,
-                                 int64_t n_head) = 0;
+  virtual void attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) = 0;
   // dqkv (B, T, 3C) = dL/dqkv (overwritten), given the forward's qkv, out and lse.
   virtual void attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
                                   const Tensor& dout, Tensor& dqkv, int64_t n_head) = 0;

@@ -174,8 +174,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
 
 EvalResult Trainer::evaluate() {
   const Dataset& data = *data_.eval;
-  const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
-                                                : data.size();
+  const int64_t n =
+      cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size()) : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;

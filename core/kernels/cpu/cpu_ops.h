@@ -37,11 +37,11 @@ class CpuOps final : public Ops {
                          Tensor& y) override;
   void embedding_backward(const Tensor& tokens, const Tensor& dy, Tensor& dwte,
                           Tensor& dwpe) override;
-  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
-                         Tensor& mean, Tensor& rstd, float eps) override;
-  void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean,
-                          const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dw,
-                          Tensor& db, bool accumulate_dx) override;
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, Tensor& mean,
+                         Tensor& rstd, float eps) override;
+  void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                          const Tensor& dy, Tensor& dx, Tensor& dw, Tensor& db,
+                          bool accumulate_dx) override;
   void attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) override;
   void attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
                           const Tensor& dout, Tensor& dqkv, int64_t n_head) override;
@@ -83,14 +83,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 }  // namespace kiln
 
 // Runs the statement with T bound to the tensor's element type (f32 or f64).
-#define KILN_FLOAT_CALL(t, what, ...)   \
-  do {                                  \
-    ::kiln::cpu::check_float(t, what);  \
-    if ((t).dtype() == DType::f32) {    \
-      using T = float;                  \
-      __VA_ARGS__;                      \
-    } else {                            \
-      using T = double;                 \
-      __VA_ARGS__;                      \
-    }                                   \
+#define KILN_FLOAT_CALL(t, what, ...)  \
+  do {                                 \
+    ::kiln::cpu::check_float(t, what); \
+    if ((t).dtype() == DType::f32) {   \
+      using T = float;                 \
+      __VA_ARGS__;                     \
+    } else {                           \
+      using T = double;                \
+      __VA_ARGS__;                     \
+    }                                  \
   } while (0)
