@@ -38,7 +38,7 @@ struct TrainConfig {
   int64_t micro_batch = 64;
   int64_t eval_every = 500;
   int64_t eval_batch = 256;
-  int64_t eval_samples = 0;  // evaluate on the first N test samples (0 = all)
+  int64_t eval_samples = 0;  // evaluate on the first N samples of the evaluation set; 0 = all
   std::string device = "auto";
   std::string precision = "fp32";
   int64_t seed = 1;

@@ -77,7 +77,9 @@ std::vector<ConfigField> config_fields(Config& c) {
       str("data.path", &d.path, {}, "dataset directory (IDX files, or token shards for text)"),
       num("data.seed", &d.seed, 0, 9.2e18, "seed of the global sample order"),
       num("data.val_fraction", &d.val_fraction, 0.0, 0.5,
-          "text: share held out for validation", true),
+          "text: share held out for validation (the default of kiln data prepare-text "
+          "--val-fraction, which makes the split)",
+          true),
 
       num("train.steps", &t.steps, 1, 1e15, "optimizer steps"),
       num("train.global_batch", &t.global_batch, 1, 1 << 24, "samples per optimizer step"),
@@ -86,7 +88,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("train.eval_every", &t.eval_every, 0, 1e15, "evaluate every N steps (0 = at the end)"),
       num("train.eval_batch", &t.eval_batch, 1, 1 << 20, "samples per evaluation batch"),
       num("train.eval_samples", &t.eval_samples, 0, 1e15,
-          "evaluate on the first N test samples (0 = all)"),
+          "evaluate on the first N samples of the evaluation set (0 = all)"),
       str("train.device", &t.device, {"auto", "cpu", "cuda"}, "where kernels run"),
       str("train.precision", &t.precision, {"fp32", "bf16", "fp16"}, "compute precision"),
       num("train.seed", &t.seed, 0, 9.2e18, "seed of initialisation and dropout"),

@@ -248,8 +248,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
 
 EvalResult Trainer::evaluate() {
   const Dataset& data = *data_.eval;
-  const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
-                                                : data.size();
+  const int64_t n =
+      cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size()) : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;
@@ -368,7 +368,7 @@ TrainSummary Trainer::run() {
       EvalResult e = evaluate();
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
+        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} predictions)",
                       done, e.loss, 100 * e.accuracy, e.count);
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
