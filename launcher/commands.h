@@ -12,5 +12,7 @@ namespace kiln {
 using CommandRunner = std::function<int()>;
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
+CommandRunner add_coordinator_command(CLI::App& app);
+CommandRunner add_status_command(CLI::App& app);
 
 }  // namespace kiln

@@ -1,4 +1,4 @@
-// kiln: one binary, subcommands like git (train, env, ...).
+// kiln: one binary, subcommands like git (train, coordinator, status, env, ...).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   };
   add(&kiln::add_train_command);
   add(&kiln::add_env_command);
+  add(&kiln::add_coordinator_command);
+  add(&kiln::add_status_command);
 
   try {
     app.parse(argc, argv);

@@ -24,8 +24,10 @@ enum Control : int {
   kLossSum = 0,
   kCorrect,
   kCount,
-  kNonFinite,  // > 0 when any rank saw a non-finite loss
-  kStop,       // > 0 when any rank was asked to stop
+  kNonFinite,      // > 0 when any rank saw a non-finite loss
+  kStop,           // > 0 when any rank was asked to stop
+  kCheckpointNow,  // > 0 when any rank's coordinator reporter asks for a checkpoint now
+  kActionPending,  // > 0 when any rank holds a coordinator action (then ids are agreed on)
   kControlSlots
 };
 
@@ -68,6 +70,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   comm_.broadcast(model_->params().params(), 0);
   optimizer_ = create_optimizer(cfg_.optim, model_->params());
   if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
+  reporter_ = make_reporter(cfg_, comm_.rank(), comm_.world());
 
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
@@ -149,8 +152,12 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kCorrect] = r.sums.correct;
   c[kCount] = static_cast<double>(r.sums.count);
   c[kNonFinite] = std::isfinite(r.sums.loss) ? 0.0 : 1.0;
-  c[kStop] = stop_requested().load() ? 1.0 : 0.0;
+  action_ = reporter_ ? reporter_->pending_action() : PendingAction{};
+  c[kStop] = stop_requested().load() || action_.action == CoordinatorAction::kStop ? 1.0 : 0.0;
+  c[kCheckpointNow] = action_.action == CoordinatorAction::kCheckpointNow ? 1.0 : 0.0;
+  c[kActionPending] = action_.id > 0 ? 1.0 : 0.0;
   comm_.all_reduce(control_, ReduceOp::sum);
+  if (c[kActionPending] > 0) apply_coordinator_action();
   times.comm += seconds_since(t2);
 
   auto t3 = Clock::now();
@@ -158,6 +165,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
   r.stop = c[kStop] > 0;
+  r.checkpoint_now = c[kCheckpointNow] > 0;
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
   if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
@@ -169,6 +177,16 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   }
   times.optim += seconds_since(t3);
   return r;
+}
+
+void Trainer::apply_coordinator_action() {
+  // Ranks hear of an action at different steps; the all-reduce above made them act together,
+  // and the newest id any rank saw marks the action done on every rank, so a rank that hears of
+  // it later does not act on it a second time. Rare: only steps with a pending action get here.
+  Tensor id = Tensor::zeros(Shape{1}, DType::f64, cpu_device());
+  id.data<double>()[0] = static_cast<double>(action_.id);
+  comm_.all_reduce(id, ReduceOp::max);
+  if (reporter_) reporter_->action_applied(static_cast<uint64_t>(id.data<double>()[0]));
 }
 
 EvalResult Trainer::evaluate() {
@@ -209,6 +227,7 @@ TrainSummary Trainer::run() {
   auto window_start = start;
 
   for (int64_t step = 0; step < t.steps; ++step) {
+    const auto step_start = Clock::now();
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
 
@@ -235,6 +254,10 @@ TrainSummary Trainer::run() {
     const int64_t done = step + 1;
     const double elapsed = seconds_since(start);
     const double rate = static_cast<double>(done * t.global_batch) / std::max(elapsed, 1e-9);
+    if (reporter_) {
+      reporter_->on_step({done, r.sums.count ? r.sums.loss / r.sums.count : std::nan(""), rate,
+                          1000.0 * seconds_since(step_start)});
+    }
     if (rank0 && window.count > 0) {
       progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
                                 "eta {}", done, t.steps, window.loss / window.count,
@@ -282,13 +305,20 @@ TrainSummary Trainer::run() {
     }
     const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
     if (eval_now) {
+      if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
       EvalResult e = evaluate();
+      if (reporter_) reporter_->on_phase(WorkerPhase::kTraining);
       if (rank0) {
         progress.clear();
         KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
                       done, e.loss, 100 * e.accuracy, e.count);
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
+    }
+    if (r.checkpoint_now) {
+      // The checkpointer (issue 7) saves here; until it is merged the request is logged only.
+      KILN_LOG_INFO0("train", "the coordinator asked for a checkpoint at step {}; no "
+                     "checkpointer in this build", done);
     }
     if (r.stop) {
       summary.stopped_early = true;
@@ -298,7 +328,9 @@ TrainSummary Trainer::run() {
   }
 
   summary.skipped = total_skips_;
+  if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
   summary.eval = evaluate();
+  if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);

@@ -12,6 +12,7 @@
 #include "core/data/dataset.h"
 #include "core/data/sampler.h"
 #include "launcher/metrics.h"
+#include "launcher/reporter.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
 
@@ -55,10 +56,13 @@ class Trainer {
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    bool checkpoint_now = false;  // the coordinator asked; every rank agrees
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
+  // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
+  void apply_coordinator_action();
 
   Config cfg_;
   Communicator& comm_;
@@ -68,6 +72,8 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Reporter> reporter_;  // null without coordinator.address
+  PendingAction action_;                // this rank's view at the current step
   int64_t accum_ = 1;
   int64_t cursor_ = 0;  // training samples consumed (global stream position)
   int64_t consecutive_skips_ = 0;
