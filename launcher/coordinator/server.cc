@@ -6,9 +6,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "core/log.h"
 #include "launcher/coordinator/auth.h"
@@ -128,9 +130,15 @@ CoordinatorServer::CoordinatorServer(const ServerOptions& o) {
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, creds, &port_);
-  builder.RegisterService(service_.get());
+  // Without this gRPC sets SO_REUSEPORT, and a second coordinator on the same port would share
+  // the calls with the first instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.SetMaxSendMessageSize(kMaxReplyBytes);
+  // One queue thread per two cores: calls are short, and the durable writer and the workers
+  // need the other cores.
+  const int threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 8);
+  service_->attach(builder, threads);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     shutdown();
@@ -139,6 +147,7 @@ CoordinatorServer::CoordinatorServer(const ServerOptions& o) {
         "another --listen (port 0 = any free port)",
         o.listen);
   }
+  service_->start();
   if (o.http_port >= 0) {
     http_ = std::make_unique<HttpServer>(host, o.http_port, [this] { return metrics_text(); });
   }
@@ -173,13 +182,13 @@ std::string CoordinatorServer::metrics_text() const {
 
 void CoordinatorServer::shutdown() {
   if (http_) http_->stop();
+  // Every call is answered (waiting reads now, the rest as the writer drains) before the
+  // completion queues are shut down and drained.
   if (kv_) kv_->shutdown();
-  if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    server_->Wait();
-    server_.reset();
-  }
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (writer_) writer_->stop();
+  if (service_) service_->stop();
+  server_.reset();
   if (lock_fd_ >= 0) {
     ::close(lock_fd_);
     lock_fd_ = -1;

@@ -1,5 +1,5 @@
 // The coordinator's RPC handlers: authentication, checks, dispatch to memory or the durable
-// writer, and the accounting of every answer.
+// writer, and the accounting of every answer; the completion-queue threads that run them.
 #include "launcher/coordinator/service.h"
 
 #include <memory>
@@ -30,9 +30,66 @@ CoordinatorService::CoordinatorService(Registry& registry, KvStore& kv, DurableW
                                        TokenSet tokens)
     : registry_(registry), kv_(kv), writer_(writer), tokens_(std::move(tokens)) {}
 
-grpc::Status CoordinatorService::authorize(grpc::CallbackServerContext* ctx, const std::string& job,
+CoordinatorService::~CoordinatorService() { stop(); }
+
+void CoordinatorService::attach(grpc::ServerBuilder& builder, int threads) {
+  builder.RegisterService(&async_);
+  for (int i = 0; i < threads; ++i) queues_.push_back(builder.AddCompletionQueue());
+}
+
+template <typename Req, typename Reply>
+void CoordinatorService::serve(typename Call<Req, Reply>::RequestFn request,
+                               void (CoordinatorService::*handler)(Call<Req, Reply>*), int slots) {
+  auto fn = std::make_shared<typename Call<Req, Reply>::Handler>(
+      [this, handler](Call<Req, Reply>* c) { (this->*handler)(c); });
+  handlers_.push_back(fn);
+  for (auto& q : queues_) {
+    for (int i = 0; i < slots; ++i) Call<Req, Reply>::listen(&async_, q.get(), request, fn.get());
+  }
+}
+
+void CoordinatorService::start() {
+  // Requests posted ahead per queue: many for the calls every rank makes every second, a few
+  // for the rest.
+  constexpr int kHot = 64, kCold = 4;
+  serve(&Async::RequestRegister, &CoordinatorService::on_register, kCold);
+  serve(&Async::RequestHeartbeat, &CoordinatorService::on_heartbeat, kHot);
+  serve(&Async::RequestReportMetrics, &CoordinatorService::on_report_metrics, kHot);
+  serve(&Async::RequestCommitCheckpoint, &CoordinatorService::on_commit_checkpoint, kCold);
+  serve(&Async::RequestKvPut, &CoordinatorService::on_kv_put, kCold);
+  serve(&Async::RequestKvGet, &CoordinatorService::on_kv_get, kCold);
+  serve(&Async::RequestStartGeneration, &CoordinatorService::on_start_generation, kCold);
+  serve(&Async::RequestRecordEvent, &CoordinatorService::on_record_event, kCold);
+  serve(&Async::RequestSetAction, &CoordinatorService::on_set_action, kCold);
+  serve(&Async::RequestGetJob, &CoordinatorService::on_get_job, kCold);
+  serve(&Async::RequestListJobs, &CoordinatorService::on_list_jobs, kCold);
+  serve(&Async::RequestPing, &CoordinatorService::on_ping, kHot);
+  for (auto& q : queues_) {
+    threads_.emplace_back([cq = q.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) static_cast<CallTag*>(tag)->proceed(ok);
+    });
+  }
+}
+
+void CoordinatorService::stop() {
+  for (auto& q : queues_) q->Shutdown();
+  for (std::thread& t : threads_) t.join();
+  if (threads_.empty()) {  // never started: drain here, as gRPC asks before destruction
+    for (auto& q : queues_) {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<CallTag*>(tag)->proceed(ok);
+    }
+  }
+  threads_.clear();
+  queues_.clear();
+}
+
+grpc::Status CoordinatorService::authorize(const grpc::ServerContext& ctx, const std::string& job,
                                            std::string* scope) const {
-  const auto& md = ctx->client_metadata();
+  const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
@@ -80,20 +137,18 @@ void CoordinatorService::log_refusal(Method m, const grpc::Status& s, const std:
                 suppressed ? fmt::format(" ({} more refusals were not logged)", suppressed) : "");
 }
 
-void CoordinatorService::finish(grpc::ServerUnaryReactor* reactor, Method m, const grpc::Status& s,
-                                const std::string& peer) {
+template <typename C>
+void CoordinatorService::finish(C* c, Method m, const grpc::Status& s) {
   const int code = static_cast<int>(s.error_code());
   counts_[m][code >= 0 && code < kCodes ? code : 2].fetch_add(1, std::memory_order_relaxed);
-  if (!s.ok()) log_refusal(m, s, peer);
-  reactor->Finish(s);
+  if (!s.ok()) log_refusal(m, s, c->ctx.peer());
+  c->finish(s);
 }
 
-template <typename Fn>
-grpc::ServerUnaryReactor* CoordinatorService::inline_call(grpc::CallbackServerContext* ctx,
-                                                          Method m, const std::string& job,
-                                                          const grpc::Status& checked, Fn&& fn) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  grpc::Status s = authorize(ctx, job);
+template <typename C, typename Fn>
+void CoordinatorService::answer_now(C* c, Method m, const std::string& job,
+                                    const grpc::Status& checked, Fn&& fn) {
+  grpc::Status s = authorize(c->ctx, job);
   if (s.ok()) s = checked;
   if (s.ok()) {
     try {
@@ -102,170 +157,136 @@ grpc::ServerUnaryReactor* CoordinatorService::inline_call(grpc::CallbackServerCo
       s = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }
   }
-  finish(reactor, m, s, s.ok() ? std::string() : ctx->peer());
-  return reactor;
+  finish(c, m, s);
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::durable_call(grpc::CallbackServerContext* ctx,
-                                                           Method m, const std::string& job,
-                                                           const grpc::Status& checked,
-                                                           DurableWriter::Op op,
-                                                           std::function<void()> on_ok) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  grpc::Status s = authorize(ctx, job);
+template <typename C>
+void CoordinatorService::answer_durable(C* c, Method m, const std::string& job,
+                                        const grpc::Status& checked, DurableWriter::Op op,
+                                        std::function<void()> on_ok) {
+  grpc::Status s = authorize(c->ctx, job);
   if (s.ok()) s = checked;
   if (!s.ok()) {
-    finish(reactor, m, s, ctx->peer());
-    return reactor;
+    finish(c, m, s);
+    return;
   }
-  writer_.submit(std::move(op), [this, reactor, m, peer = ctx->peer(),
-                                 on_ok = std::move(on_ok)](const grpc::Status& result) {
-    if (result.ok() && on_ok) on_ok();
-    finish(reactor, m, result, peer);
-  });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* ctx,
-                                                       const pb::RegisterRequest* req,
-                                                       pb::RegisterReply* reply) {
-  return durable_call(ctx, kRegister, req->job(), check(*req), [this, req, reply](Store& st) {
-    return registry_.register_member(st, *req, reply);
+  writer_.submit(std::move(op), [this, c, m, on_ok = std::move(on_ok)](const grpc::Status& r) {
+    if (r.ok() && on_ok) on_ok();
+    finish(c, m, r);
   });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
-                                                        const pb::HeartbeatRequest* req,
-                                                        pb::HeartbeatReply* reply) {
-  return inline_call(ctx, kHeartbeat, req->job(), check(*req),
-                     [&] { return registry_.heartbeat(*req, reply); });
+void CoordinatorService::on_register(Call<pb::RegisterRequest, pb::RegisterReply>* c) {
+  answer_durable(c, kRegister, c->req.job(), check(c->req),
+                 [this, c](Store& st) { return registry_.register_member(st, c->req, &c->reply); });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::ReportMetrics(grpc::CallbackServerContext* ctx,
-                                                            const pb::ReportMetricsRequest* req,
-                                                            pb::ReportMetricsReply* reply) {
-  return inline_call(ctx, kReportMetrics, req->job(), check(*req),
-                     [&] { return registry_.report_metrics(*req, reply); });
+void CoordinatorService::on_heartbeat(Call<pb::HeartbeatRequest, pb::HeartbeatReply>* c) {
+  answer_now(c, kHeartbeat, c->req.job(), check(c->req),
+             [&] { return registry_.heartbeat(c->req, &c->reply); });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::CommitCheckpoint(
-    grpc::CallbackServerContext* ctx, const pb::CommitCheckpointRequest* req,
-    pb::CommitCheckpointReply* reply) {
-  return durable_call(
-      ctx, kCommitCheckpoint, req->job(), check(*req),
-      [this, req, reply](Store& st) { return registry_.commit_checkpoint(st, *req, reply); });
+void CoordinatorService::on_report_metrics(
+    Call<pb::ReportMetricsRequest, pb::ReportMetricsReply>* c) {
+  answer_now(c, kReportMetrics, c->req.job(), check(c->req),
+             [&] { return registry_.report_metrics(c->req, &c->reply); });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::KvPut(grpc::CallbackServerContext* ctx,
-                                                    const pb::KvPutRequest* req,
-                                                    pb::KvPutReply* reply) {
+void CoordinatorService::on_commit_checkpoint(
+    Call<pb::CommitCheckpointRequest, pb::CommitCheckpointReply>* c) {
+  answer_durable(c, kCommitCheckpoint, c->req.job(), check(c->req), [this, c](Store& st) {
+    return registry_.commit_checkpoint(st, c->req, &c->reply);
+  });
+}
+
+void CoordinatorService::on_kv_put(Call<pb::KvPutRequest, pb::KvPutReply>* c) {
   auto version = std::make_shared<uint64_t>(0);
-  return durable_call(
-      ctx, kKvPut, req->job(), check(*req),
-      [this, req, version](Store& st) {
-        if (!kv_.has_room(req->job(), req->key())) {
+  answer_durable(
+      c, kKvPut, c->req.job(), check(c->req),
+      [this, c, version](Store& st) {
+        if (!kv_.has_room(c->req.job(), c->req.key())) {
           return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                              fmt::format("job '{}' holds {} keys, the most a job may", req->job(),
-                                          KvStore::kMaxKeysPerJob));
+                              fmt::format("job '{}' holds {} keys, the most a job may",
+                                          c->req.job(), KvStore::kMaxKeysPerJob));
         }
         *version = kv_.next_version();
-        st.put_kv(KvRow{req->job(), req->key(), req->value(), *version});
+        st.put_kv(KvRow{c->req.job(), c->req.key(), c->req.value(), *version});
         return grpc::Status::OK;
       },
       // Readers see the value only once it is on disk.
-      [this, req, reply, version] {
-        kv_.publish(req->job(), req->key(), req->value(), *version);
-        reply->set_version(*version);
+      [this, c, version] {
+        kv_.publish(c->req.job(), c->req.key(), c->req.value(), *version);
+        c->reply.set_version(*version);
       });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::KvGet(grpc::CallbackServerContext* ctx,
-                                                    const pb::KvGetRequest* req,
-                                                    pb::KvGetReply* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  grpc::Status s = authorize(ctx, req->job());
-  if (s.ok()) s = check(*req);
+void CoordinatorService::on_kv_get(Call<pb::KvGetRequest, pb::KvGetReply>* c) {
+  grpc::Status s = authorize(c->ctx, c->req.job());
+  if (s.ok()) s = check(c->req);
   if (!s.ok()) {
-    finish(reactor, kKvGet, s, ctx->peer());
-    return reactor;
+    finish(c, kKvGet, s);
+    return;
   }
-  auto answer = [this, reactor, reply, peer = ctx->peer(), job = req->job(), key = req->key()](
-                    const grpc::Status& st, const KvStore::Entry* e) {
+  auto answer = [this, c](const grpc::Status& st, const KvStore::Entry* e) {
     if (e) {
-      reply->set_value(e->value);
-      reply->set_version(e->version);
+      c->reply.set_value(e->value);
+      c->reply.set_version(e->version);
     }
-    finish(reactor, kKvGet,
-           st.ok() || st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED
-               ? st
-               : grpc::Status(st.error_code(),
-                              fmt::format("key '{}' of job '{}' did not appear in time", key, job)),
-           peer);
-  };
-  if (req->wait_ms() == 0) {
-    std::optional<KvStore::Entry> e = kv_.get(req->job(), req->key());
-    if (e) {
-      answer(grpc::Status::OK, &*e);
+    if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      finish(
+          c, kKvGet,
+          grpc::Status(st.error_code(), fmt::format("key '{}' of job '{}' did not appear "
+                                                    "within {} ms",
+                                                    c->req.key(), c->req.job(), c->req.wait_ms())));
     } else {
-      answer(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          fmt::format("job '{}' has no key '{}'", req->job(), req->key())),
-             nullptr);
+      finish(c, kKvGet, st);
     }
+  };
+  if (c->req.wait_ms() == 0) {
+    std::optional<KvStore::Entry> e = kv_.get(c->req.job(), c->req.key());
+    answer(e ? grpc::Status::OK
+             : grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            fmt::format("job '{}' has no key '{}'", c->req.job(), c->req.key())),
+           e ? &*e : nullptr);
   } else {
-    kv_.wait(req->job(), req->key(),
-             KvStore::Clock::now() + std::chrono::milliseconds(req->wait_ms()), answer);
+    kv_.wait(c->req.job(), c->req.key(),
+             KvStore::Clock::now() + std::chrono::milliseconds(c->req.wait_ms()), answer);
   }
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::StartGeneration(grpc::CallbackServerContext* ctx,
-                                                              const pb::StartGenerationRequest* req,
-                                                              pb::StartGenerationReply* reply) {
-  return durable_call(
-      ctx, kStartGeneration, req->job(), check(*req),
-      [this, req, reply](Store& st) { return registry_.start_generation(st, *req, reply); });
-}
-
-grpc::ServerUnaryReactor* CoordinatorService::RecordEvent(grpc::CallbackServerContext* ctx,
-                                                          const pb::RecordEventRequest* req,
-                                                          pb::RecordEventReply* reply) {
-  return durable_call(ctx, kRecordEvent, req->job(), check(*req), [this, req, reply](Store& st) {
-    return registry_.record_event(st, *req, reply);
+void CoordinatorService::on_start_generation(
+    Call<pb::StartGenerationRequest, pb::StartGenerationReply>* c) {
+  answer_durable(c, kStartGeneration, c->req.job(), check(c->req), [this, c](Store& st) {
+    return registry_.start_generation(st, c->req, &c->reply);
   });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::SetAction(grpc::CallbackServerContext* ctx,
-                                                        const pb::SetActionRequest* req,
-                                                        pb::SetActionReply* reply) {
-  return durable_call(ctx, kSetAction, req->job(), check(*req), [this, req, reply](Store& st) {
-    return registry_.set_action(st, *req, reply);
-  });
+void CoordinatorService::on_record_event(Call<pb::RecordEventRequest, pb::RecordEventReply>* c) {
+  answer_durable(c, kRecordEvent, c->req.job(), check(c->req),
+                 [this, c](Store& st) { return registry_.record_event(st, c->req, &c->reply); });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext* ctx,
-                                                     const pb::GetJobRequest* req,
-                                                     pb::JobStatus* reply) {
-  return inline_call(ctx, kGetJob, req->job(), check(*req),
-                     [&] { return registry_.get_job(*req, reply); });
+void CoordinatorService::on_set_action(Call<pb::SetActionRequest, pb::SetActionReply>* c) {
+  answer_durable(c, kSetAction, c->req.job(), check(c->req),
+                 [this, c](Store& st) { return registry_.set_action(st, c->req, &c->reply); });
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                       const pb::ListJobsRequest* req,
-                                                       pb::ListJobsReply* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void CoordinatorService::on_get_job(Call<pb::GetJobRequest, pb::JobStatus>* c) {
+  answer_now(c, kGetJob, c->req.job(), check(c->req),
+             [&] { return registry_.get_job(c->req, &c->reply); });
+}
+
+void CoordinatorService::on_list_jobs(Call<pb::ListJobsRequest, pb::ListJobsReply>* c) {
   std::string scope;
-  grpc::Status s = authorize(ctx, "", &scope);
-  if (s.ok()) registry_.list_jobs(scope, reply);
-  finish(reactor, kListJobs, s, s.ok() ? std::string() : ctx->peer());
-  return reactor;
+  grpc::Status s = authorize(c->ctx, "", &scope);
+  if (s.ok()) registry_.list_jobs(scope, &c->reply);
+  finish(c, kListJobs, s);
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::Ping(grpc::CallbackServerContext* ctx,
-                                                   const pb::PingRequest* req,
-                                                   pb::PingReply* reply) {
-  return inline_call(ctx, kPing, "", grpc::Status::OK, [&] {
-    reply->set_coordinator_id(registry_.coordinator_id());
-    reply->set_time(unix_now());
+void CoordinatorService::on_ping(Call<pb::PingRequest, pb::PingReply>* c) {
+  answer_now(c, kPing, "", grpc::Status::OK, [&] {
+    c->reply.set_coordinator_id(registry_.coordinator_id());
+    c->reply.set_time(unix_now());
     return grpc::Status::OK;
   });
 }

@@ -2,12 +2,16 @@
 // once a second (spread evenly over the second), through the asynchronous gRPC client on a few
 // channels. Latency runs from each call's scheduled time to its completion, so a client that
 // falls behind shows up as latency too. Prints one line per level and per peer run.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -26,7 +30,33 @@ struct Results {
   std::vector<double> latency_ms;  // measured calls only
   uint64_t errors = 0;
   uint64_t issued = 0;
+  double server_cpu_s = 0, client_cpu_s = 0;  // over the whole level, warm-up included
+  uint64_t calls = 0;                         // over the whole level
 };
+
+// CPU seconds (user + system) of process `pid` from /proc, or of this process when 0.
+double cpu_seconds(int pid) {
+  if (pid == 0) {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  }
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return NAN;
+  char buf[2048] = {0};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  // utime and stime are fields 14 and 15; the command name before them ends at the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (!p || n == 0) return NAN;
+  unsigned long utime = 0, stime = 0;
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) !=
+      2) {
+    return NAN;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 struct CallBase {
   virtual ~CallBase() = default;
@@ -82,8 +112,9 @@ class Load {
 
   // `n` calls a second for warmup_s + seconds; measures the last `seconds`. `ping`: the peer
   // call (an authenticated no-op) instead of Heartbeat.
-  Results run(int n, double warmup_s, double seconds, bool ping) {
+  Results run(int n, double warmup_s, double seconds, bool ping, int server_pid) {
     Results r;
+    const double server0 = cpu_seconds(server_pid), client0 = cpu_seconds(0);
     const auto t0 = Clock::now();
     const double period = 1.0 / n;
     const uint64_t total = static_cast<uint64_t>((warmup_s + seconds) * n);
@@ -124,6 +155,9 @@ class Load {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
     drain();
+    r.server_cpu_s = server_pid ? cpu_seconds(server_pid) - server0 : NAN;
+    r.client_cpu_s = cpu_seconds(0) - client0;
+    r.calls = total;
     return r;
   }
 
@@ -184,10 +218,12 @@ void report(const char* kind, int n, Results& r) {
   const double max = v.empty() ? NAN : *std::max_element(v.begin(), v.end());
   std::printf(
       "level kind=%s n=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
-      "errors=%llu completed=%zu issued=%llu\n",
+      "errors=%llu completed=%zu issued=%llu server_cpu_us_per_call=%.1f "
+      "client_cpu_us_per_call=%.1f\n",
       kind, n, percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99), percentile(v, 0.999),
       max, static_cast<unsigned long long>(r.errors), v.size(),
-      static_cast<unsigned long long>(r.issued));
+      static_cast<unsigned long long>(r.issued), 1e6 * r.server_cpu_s / r.calls,
+      1e6 * r.client_cpu_s / r.calls);
   std::fflush(stdout);
 }
 
@@ -198,7 +234,7 @@ int main(int argc, char** argv) {
   std::string address, token_file;
   std::vector<int> levels = {1000, 2000, 5000, 10000, 15000, 20000, 30000};
   double seconds = 8, warmup = 2, limit_ms = 50;
-  int channels = 8, peer_n = 1000;
+  int channels = 8, peer_n = 1000, server_pid = 0;
   app.add_option("--address", address)->required();
   app.add_option("--token-file", token_file)->required();
   app.add_option("--levels", levels, "workers per level, increasing")->delimiter(',');
@@ -207,6 +243,7 @@ int main(int argc, char** argv) {
   app.add_option("--channels", channels, "client channels (connections)");
   app.add_option("--p99-limit-ms", limit_ms, "a level is held when p99 <= this, without errors");
   app.add_option("--peer-n", peer_n, "rate of the Ping peer run (0 = none)");
+  app.add_option("--server-pid", server_pid, "the coordinator's pid, to report its CPU per call");
   CLI11_PARSE(app, argc, argv);
   kiln::log::init();
   try {
@@ -221,12 +258,12 @@ int main(int argc, char** argv) {
                 std::chrono::duration<double>(Clock::now() - t0).count(),
                 static_cast<unsigned long long>(failed));
     if (peer_n > 0) {
-      Results peer = load.run(peer_n, warmup, seconds, true);
+      Results peer = load.run(peer_n, warmup, seconds, true, server_pid);
       report("ping", peer_n, peer);
     }
     int held = 0;
     for (int n : levels) {
-      Results r = load.run(n, warmup, seconds, false);
+      Results r = load.run(n, warmup, seconds, false, server_pid);
       report("heartbeat", n, r);
       const bool ok = r.errors == 0 && !r.latency_ms.empty() && r.latency_ms.size() >= r.issued &&
                       percentile(r.latency_ms, 0.99) <= limit_ms;
