@@ -47,16 +47,27 @@ GrpcReporter::GrpcReporter(ReporterOptions options)
       rpc_timeout_s_(std::clamp(2 * o_.heartbeat_s, 1.0, 10.0)) {
   channel_ = make_channel(o_.client);
   stub_ = pb::Coordinator::NewStub(channel_);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    run();
+    std::lock_guard<std::mutex> lock(mu_);
+    exited_ = true;
+    cv_.notify_all();
+  });
 }
 
 GrpcReporter::~GrpcReporter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     stop_ = true;
+    cv_.notify_all();
+    // The last round (final heartbeat, queued metrics and commits) gets a few seconds; a call
+    // still in flight then, to a coordinator that accepts connections but does not answer, is
+    // cancelled.
+    if (!cv_.wait_for(lock, std::chrono::seconds(3), [&] { return exited_; }) && current_) {
+      current_->TryCancel();
+    }
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.join();
 }
 
 void GrpcReporter::on_step(const StepReport& r) {
@@ -117,7 +128,7 @@ GrpcReporter::Stats GrpcReporter::stats() const {
 
 void GrpcReporter::log_limited(const std::string& line) {
   const auto now = Clock::now();
-  if (outage_logged_ &&
+  if (last_log_ != Clock::time_point{} &&
       std::chrono::duration<double>(now - last_log_).count() < o_.log_interval_s) {
     return;
   }
@@ -126,10 +137,25 @@ void GrpcReporter::log_limited(const std::string& line) {
   KILN_LOG_WARN("coord", "{}", line);
 }
 
-GrpcReporter::Outcome GrpcReporter::failed(const char* call, const grpc::Status& s) {
+template <typename Fn>
+grpc::Status GrpcReporter::call(double timeout_s, Fn&& fn) {
+  grpc::ClientContext ctx;
+  prepare_context(ctx, o_.client.token, timeout_s);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.failed_calls;
+    current_ = &ctx;
+  }
+  grpc::Status s = fn(&ctx);
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = nullptr;
+  return s;
+}
+
+GrpcReporter::Outcome GrpcReporter::failed(const char* call, const grpc::Status& s) {
+  uint64_t failures;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures = ++stats_.failed_calls;
   }
   transport_failure_ = s.error_code() == grpc::StatusCode::UNAVAILABLE;
   switch (s.error_code()) {
@@ -152,7 +178,7 @@ GrpcReporter::Outcome GrpcReporter::failed(const char* call, const grpc::Status&
       fmt::format("coordinator {}: {} failed ({}); training continues, retrying with "
                   "backoff ({} calls failed so far; this is logged at most every {:.0f} "
                   "s)",
-                  o_.client.address, call, describe(s), stats_.failed_calls, o_.log_interval_s));
+                  o_.client.address, call, describe(s), failures, o_.log_interval_s));
   return Outcome::kRetry;
 }
 
@@ -171,9 +197,9 @@ bool GrpcReporter::do_register(double timeout_s) {
   req.set_config_hash(o_.config_hash);
   req.set_checkpoint_root(o_.checkpoint_root);
   pb::RegisterReply reply;
-  grpc::ClientContext ctx;
-  prepare_context(ctx, o_.client.token, timeout_s);
-  grpc::Status s = stub_->Register(&ctx, req, &reply);
+  grpc::Status s = call(timeout_s, [&](grpc::ClientContext* ctx) {
+    return stub_->Register(ctx, req, &reply);
+  });
   if (!s.ok()) {
     failed("Register", s);
     return false;
@@ -195,7 +221,7 @@ bool GrpcReporter::do_register(double timeout_s) {
                   "registered with coordinator {} as rank {}/{} of job '{}', "
                   "generation {}",
                   o_.client.address, o_.rank, o_.world, o_.job, generation_);
-  } else {
+  } else if (outage_logged_) {  // only after a reported outage: about a line a minute at most
     KILN_LOG_INFO(
         "coord",
         "coordinator {} reachable again{}; registered again, replaying {} "
@@ -227,9 +253,9 @@ GrpcReporter::Outcome GrpcReporter::do_heartbeat(double timeout_s) {
   }
   req.set_applied_action_id(applied_.load());
   pb::HeartbeatReply reply;
-  grpc::ClientContext ctx;
-  prepare_context(ctx, o_.client.token, timeout_s);
-  grpc::Status s = stub_->Heartbeat(&ctx, req, &reply);
+  grpc::Status s = call(timeout_s, [&](grpc::ClientContext* ctx) {
+    return stub_->Heartbeat(ctx, req, &reply);
+  });
   if (!s.ok()) return failed("Heartbeat", s);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -268,9 +294,9 @@ GrpcReporter::Outcome GrpcReporter::send_metrics(double timeout_s) {
   }
   if (req.points_size() == 0) return Outcome::kOk;
   pb::ReportMetricsReply reply;
-  grpc::ClientContext ctx;
-  prepare_context(ctx, o_.client.token, timeout_s);
-  grpc::Status s = stub_->ReportMetrics(&ctx, req, &reply);
+  grpc::Status s = call(timeout_s, [&](grpc::ClientContext* ctx) {
+    return stub_->ReportMetrics(ctx, req, &reply);
+  });
   Outcome out = s.ok() ? Outcome::kOk : failed("ReportMetrics", s);
   if (out == Outcome::kOk || out == Outcome::kDrop) {
     // Acknowledged (or refused for good): remove what was sent. Points may have been dropped
@@ -302,9 +328,9 @@ GrpcReporter::Outcome GrpcReporter::send_commit(double timeout_s) {
   req.set_duration_s(finite_or_zero(c.duration_s));
   req.set_bytes(c.bytes);
   pb::CommitCheckpointReply reply;
-  grpc::ClientContext ctx;
-  prepare_context(ctx, o_.client.token, timeout_s);
-  grpc::Status s = stub_->CommitCheckpoint(&ctx, req, &reply);
+  grpc::Status s = call(timeout_s, [&](grpc::ClientContext* ctx) {
+    return stub_->CommitCheckpoint(ctx, req, &reply);
+  });
   Outcome out = s.ok() ? Outcome::kOk : failed("CommitCheckpoint", s);
   if (out == Outcome::kOk && s.ok()) {
     KILN_LOG_INFO("coord", "checkpoint step {} acknowledged ({}/{} ranks{})", c.step, reply.acks(),

@@ -81,6 +81,9 @@ class GrpcReporter final : public Reporter {
   void log_limited(const std::string& line);
   // Waits up to `seconds` before a retry, less when the channel reconnects; stop() ends it.
   void wait_for_retry(double seconds);
+  // Runs one call with the token and a deadline; the destructor may cancel it.
+  template <typename Fn>
+  grpc::Status call(double timeout_s, Fn&& fn);
 
   const ReporterOptions o_;
   const double rpc_timeout_s_;
@@ -91,6 +94,8 @@ class GrpcReporter final : public Reporter {
   mutable std::mutex mu_;  // guards the queues, the latest step and stats_
   std::condition_variable cv_;
   bool stop_ = false;
+  bool exited_ = false;                    // the thread has finished
+  grpc::ClientContext* current_ = nullptr;  // the call in flight
   std::deque<Point> points_;
   uint64_t next_seq_ = 1;
   StepReport latest_;
@@ -102,7 +107,7 @@ class GrpcReporter final : public Reporter {
   // Reporter thread only.
   bool registered_ = false;
   int64_t generation_ = -1;
-  bool outage_logged_ = false;
+  bool outage_logged_ = false;  // this outage has been reported in the log
   std::chrono::steady_clock::time_point last_log_{};
   std::chrono::steady_clock::time_point outage_start_{};
   bool in_outage_ = false;

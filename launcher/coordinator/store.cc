@@ -159,7 +159,6 @@ Snapshot Store::load(int events_per_job) {
 
 void Store::begin() { db_->exec("BEGIN IMMEDIATE"); }
 void Store::commit() { db_->exec("COMMIT"); }
-void Store::rollback() { db_->exec("ROLLBACK"); }
 
 void Store::put_job(const JobRow& r) {
   db_->prepare(

@@ -22,7 +22,6 @@ class Store {
 
   void begin();
   void commit();  // durable when it returns
-  void rollback();
 
   void put_job(const JobRow& r);
   void put_generation(const GenerationRow& r);

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "launcher/coordinator/auth.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/coordinator/reporter.h"
 
 namespace pb = ::kiln::coord::v1;
 using Clock = std::chrono::steady_clock;
@@ -227,6 +228,44 @@ void report(const char* kind, int n, Results& r) {
   std::fflush(stdout);
 }
 
+// What the reporter costs a training step: the training thread's calls (on_step and
+// pending_action, timed over many calls), and the reporter thread's CPU while a run reports
+// `rate` steps a second (this process's CPU with the main thread asleep between steps).
+void reporter_cost(const kiln::coord::ClientOptions& o, double rate, double seconds) {
+  kiln::coord::ReporterOptions ro;
+  ro.client = o;
+  ro.job = "reporter-cost";
+  ro.heartbeat_s = 1.0;
+  kiln::coord::GrpcReporter reporter(ro);
+  constexpr int kCalls = 200000;
+  uint64_t sink = 0;
+  auto t0 = Clock::now();
+  for (int i = 0; i < kCalls; ++i) {
+    reporter.on_step({i, 1.0, 1000.0, 1.0});
+    sink += reporter.pending_action().id;
+  }
+  const double per_call_ns =
+      std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kCalls;
+  // Let the thread send what queued (drops included), then measure steady reporting.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double cpu0 = cpu_seconds(0);
+  t0 = Clock::now();
+  const auto period = std::chrono::duration<double>(1.0 / rate);
+  for (int64_t i = 0; Clock::now() - t0 < std::chrono::duration<double>(seconds); ++i) {
+    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(period * i));
+    reporter.on_step({kCalls + i, 1.0, 1000.0, 1.0});
+    sink += reporter.pending_action().id;
+  }
+  const double cpu_share =
+      (cpu_seconds(0) - cpu0) / std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf(
+      "reporter step_call_ns=%.1f thread_cpu_share=%.5f steps_per_s=%.0f heartbeats=%llu "
+      "points_acked=%llu%s\n",
+      per_call_ns, cpu_share, rate, static_cast<unsigned long long>(reporter.stats().heartbeats),
+      static_cast<unsigned long long>(reporter.stats().points_acked), sink ? "?" : "");
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -244,12 +283,19 @@ int main(int argc, char** argv) {
   app.add_option("--p99-limit-ms", limit_ms, "a level is held when p99 <= this, without errors");
   app.add_option("--peer-n", peer_n, "rate of the Ping peer run (0 = none)");
   app.add_option("--server-pid", server_pid, "the coordinator's pid, to report its CPU per call");
+  double reporter_rate = 0;
+  app.add_option("--reporter-cost", reporter_rate,
+                 "instead of the load: measure a reporter's cost at this many steps/s");
   CLI11_PARSE(app, argc, argv);
   kiln::log::init();
   try {
     kiln::coord::ClientOptions o;
     o.address = address;
     o.token = kiln::coord::client_token(token_file, "bench-0");
+    if (reporter_rate > 0) {
+      reporter_cost(o, reporter_rate, seconds);
+      return 0;
+    }
     Load load(o, channels);
     const int most = *std::max_element(levels.begin(), levels.end());
     const auto t0 = Clock::now();
