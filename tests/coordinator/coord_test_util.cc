@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/sinks/base_sink.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +66,8 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path,
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // Dies with the test, even when the test itself is killed (a ctest timeout).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
