@@ -393,11 +393,13 @@ grpc::Status Registry::heartbeat(const pb::HeartbeatRequest& req, pb::HeartbeatR
   if (!m) return st;
   m->seen = true;
   m->last_seen = Clock::now();
-  m->step = req.step();
   m->phase = req.phase();
-  m->samples_per_s = req.samples_per_s();
-  m->loss = req.loss();
-  m->has_loss = true;
+  if (req.step() >= 0) {  // before its first step a rank has no progress to report
+    m->step = std::max(m->step, req.step());
+    m->samples_per_s = req.samples_per_s();
+    m->loss = req.loss();
+    m->has_loss = true;
+  }
   m->applied_action_id = req.applied_action_id();
   m->metrics_dropped = req.metrics_dropped();
   const JobRow& r = job->row;
