@@ -136,6 +136,14 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("coordinator.heartbeat_s", &co.heartbeat_s, 0.0, 3600.0, "heartbeat period", true),
       str("coordinator.token_file", &co.token_file, {}, "file holding the job token"),
       str("coordinator.job", &co.job, {}, "job id at the coordinator"),
+      num("coordinator.generation", &co.generation, -1, 9e15,
+          "generation to register in (-1 = the coordinator picks; set by kiln launch)"),
+      str("coordinator.tls_ca", &co.tls_ca, {},
+          "PEM file of the CA that signed the coordinator's certificate (empty = plaintext)"),
+      str("coordinator.tls_cert", &co.tls_cert, {}, "PEM client certificate for mutual TLS"),
+      str("coordinator.tls_key", &co.tls_key, {}, "PEM key of coordinator.tls_cert"),
+      num("coordinator.metrics_queue", &co.metrics_queue, 16, 1e7,
+          "metric points kept while the coordinator is unreachable (oldest dropped first)"),
   };
 }
 
@@ -171,6 +179,19 @@ void validate_config(const Config& c) {
                                             : c.where("checkpoint.every_minutes"),
                c.where("checkpoint.dir"));
   }
+  const CoordinatorConfig& co = c.coordinator;
+  if (!co.address.empty()) {
+    KILN_CHECK(!co.job.empty(),
+               "{} is set but {} is empty: name the job that the coordinator files this run under",
+               c.where("coordinator.address"), c.where("coordinator.job"));
+  }
+  KILN_CHECK(co.tls_cert.empty() == co.tls_key.empty(),
+             "{} and {} go together (a client certificate and its key)",
+             c.where("coordinator.tls_cert"), c.where("coordinator.tls_key"));
+  KILN_CHECK(co.tls_cert.empty() || !co.tls_ca.empty(),
+             "{} is set but {} is empty: a client certificate needs TLS and the CA of the "
+             "coordinator's certificate",
+             c.where("coordinator.tls_cert"), c.where("coordinator.tls_ca"));
 }
 
 std::string config_to_json(const Config& cfg) {

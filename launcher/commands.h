@@ -16,5 +16,7 @@ CommandRunner add_config_command(CLI::App& app);
 CommandRunner add_ckpt_command(CLI::App& app);
 CommandRunner add_data_command(CLI::App& app);
 CommandRunner add_sample_command(CLI::App& app);
+CommandRunner add_coordinator_command(CLI::App& app);
+CommandRunner add_status_command(CLI::App& app);
 
 }  // namespace kiln

@@ -15,6 +15,7 @@
 #include "core/data/sampler.h"
 #include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
+#include "launcher/reporter.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
 
@@ -70,12 +71,15 @@ class Trainer {
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    bool checkpoint_now = false;  // the coordinator asked; every rank agrees
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   TrainProgress train_progress(int64_t steps_done) const;
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
   void agree_at_start();
+  // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
+  void apply_coordinator_action();
 
   Config cfg_;
   Communicator& comm_;
@@ -87,6 +91,8 @@ class Trainer {
   std::unique_ptr<GradSync> grad_sync_;
   double plan_tag_ = 0;  // a 20-bit fingerprint of the bucket plan, checked every step
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Reporter> reporter_;  // null without coordinator.address
+  PendingAction action_;                // this rank's view at the current step
   int64_t accum_ = 1;
   int64_t cursor_ = 0;  // training samples consumed (global stream position)
   int64_t consecutive_skips_ = 0;
