@@ -15,7 +15,8 @@
 // Checkpointer issues a collective of its own during training).
 //
 // Thread safety: every public method runs on the training thread, in the same order on every
-// rank (they issue collectives); the commit hook runs on rank 0's writer thread.
+// rank (they issue collectives); the commit hook runs on rank 0's writer thread, and on the
+// training thread of other ranks (their acknowledgement that their files are durable).
 #pragma once
 
 #include <chrono>
@@ -46,8 +47,10 @@ struct TrainProgress {
 
 struct CommitInfo {
   int64_t step = 0;
-  std::string path;    // the committed directory
-  uint64_t bytes = 0;  // all files of the checkpoint
+  std::string path;            // the committed directory
+  uint64_t bytes = 0;          // all files of the checkpoint
+  uint64_t manifest_xxh3 = 0;  // checksum of MANIFEST.json (rank 0; 0 on other ranks)
+  double duration_s = 0;       // snapshot + write + commit on rank 0
 };
 using CommitHook = std::function<void(const CommitInfo&)>;
 

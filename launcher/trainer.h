@@ -16,6 +16,7 @@
 #include "core/data/sampler.h"
 #include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
+#include "launcher/reporter.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
 
@@ -28,8 +29,8 @@ struct EvalResult {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;           // optimizer steps taken (skipped ones excluded)
-  int64_t skipped = 0;         // steps skipped for a non-finite loss
+  int64_t steps = 0;          // optimizer steps taken (skipped ones excluded)
+  int64_t skipped = 0;        // steps skipped for a non-finite loss
   bool stopped_early = false;  // a stop was requested (signal)
   double last_loss = 0;        // mean training loss of the last logging window
   EvalResult eval;
@@ -71,6 +72,7 @@ class Trainer {
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    bool checkpoint_now = false;  // the coordinator asked; every rank agrees
     std::array<double, Checkpointer::kControlSlots> checkpoint{};  // summed over ranks
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
@@ -78,6 +80,8 @@ class Trainer {
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
   void agree_at_start();
+  // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
+  void apply_coordinator_action();
 
   Config cfg_;
   Communicator& comm_;
@@ -89,6 +93,8 @@ class Trainer {
   std::unique_ptr<GradSync> grad_sync_;
   double plan_tag_ = 0;  // a 20-bit fingerprint of the bucket plan, checked every step
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Reporter> reporter_;  // null without coordinator.address
+  PendingAction action_;                // this rank's view at the current step
   int64_t accum_ = 1;
   int64_t cursor_ = 0;  // training samples consumed (global stream position)
   int64_t consecutive_skips_ = 0;
@@ -97,7 +103,7 @@ class Trainer {
   std::vector<int64_t> indices_;
   Tensor x_host_, y_host_;
   MicroBatch batch_;
-  Tensor control_;          // f64 on the host: the per-step control all-reduce
+  Tensor control_;  // f64 on the host: the per-step control all-reduce
   int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
   // Last member: destroyed first, since its writer thread reads the model and optimizer.
   std::unique_ptr<Checkpointer> checkpointer_;
