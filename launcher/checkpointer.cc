@@ -323,8 +323,8 @@ void Checkpointer::commit(Save& s) {
       }
     }
     for (int r = 0; r < m.world; ++r) fs::remove(tmp / rank_digest_name(r));
-    const FileDigest manifest = write_file_durable((tmp / kManifestFile).string(),
-                                                   manifest_to_json(m));
+    const FileDigest manifest =
+        write_file_durable((tmp / kManifestFile).string(), manifest_to_json(m));
     fsync_dir(s.tmp);
     debug_slow_phase();
     const bool replaced = rename_dir_replacing(s.tmp, s.dir);
