@@ -9,7 +9,9 @@ source "$(dirname "$0")/elastic_common.bash"
 start_coordinator "$work/coord"
 addr=$(coordinator_address "$work/coord")
 printf 'localhost slots=2\n' > "$work/hosts"
-steps=70
+# Long enough that 5 kills (each at most 8 steps after the last) land before the end, even
+# when a restart rolls back to a checkpoint 2 steps old.
+steps=100
 
 cnn_lines='model:
   name: cnn
