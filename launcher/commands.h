@@ -14,5 +14,6 @@ CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
 CommandRunner add_ckpt_command(CLI::App& app);
+CommandRunner add_trace_command(CLI::App& app);
 
 }  // namespace kiln

@@ -8,6 +8,8 @@
 #include "comm/agreement.h"
 #include "core/env.h"
 #include "core/log.h"
+#include "core/trace.h"
+#include "launcher/rank_spread.h"
 #include "models/registry.h"
 
 namespace kiln {
@@ -85,9 +87,13 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
 
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
-  control_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
+  control_ = Tensor::zeros(Shape{kControlSlots + 2 * comm_.world()}, DType::f64, cpu_device());
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_,
                                                  data_.train->size());
+  trace_ = std::make_unique<TraceSession>(cfg_, comm_);
+  if (comm_.rank() == 0 && device_->type() == DeviceType::cuda) {
+    gpu_ = GpuMonitor::open(device_->index());
+  }
 
   KILN_LOG_INFO0("train", "model {}: {} parameters ({:.2f} MB), fingerprint {}", model_->name(),
                  model_->params().count(), model_->params().count() * 4.0 / 1e6,
@@ -125,6 +131,10 @@ void Trainer::agree_at_start() {
 }
 
 Trainer::~Trainer() = default;
+
+bool Trainer::logging_step(int64_t done) const {
+  return done % cfg_.metrics.log_every == 0 || done == cfg_.train.steps;
+}
 
 void Trainer::resume(const std::string& spec) {
   std::optional<TrainProgress> p = checkpointer_->restore(spec);
@@ -169,17 +179,24 @@ void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& d
 }
 
 Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
+  trace::Span step_span("step", "train");
+  step_span.arg("step", step + 1);
   StepOutcome r;
   const int64_t mb = cfg_.train.micro_batch;
   const float grad_scale = 1.0f / static_cast<float>(cfg_.train.global_batch);
   ParamStore& store = model_->params();
   store.grads().zero();
+  ++window_steps_run_;
 
   for (int64_t m = 0; m < accum_; ++m) {
     auto t0 = Clock::now();
     const int64_t pos = micro_batch_position(cursor_, comm_.rank(), accum_, m, mb);
-    sampler_->indices(pos, mb, indices_.data());
-    load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
+    {
+      trace::Span span("data", "data");
+      span.arg("micro_batch", m);
+      sampler_->indices(pos, mb, indices_.data());
+      load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
+    }
     auto t1 = Clock::now();
     ForwardContext ctx{true, static_cast<uint64_t>(cfg_.train.seed), step, pos};
     // Only the last micro-batch's backward completes the gradients, so only it communicates.
@@ -203,7 +220,11 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   if (step + 1 == stop_step) stop_requested().store(true);
 
   auto t2 = Clock::now();
-  const double grad_wait = grad_sync_->finish();
+  double grad_wait = 0;
+  {
+    trace::Span span("gradient wait", "wait");  // what backward did not hide
+    grad_wait = grad_sync_->finish();
+  }
   times.grad_wait += grad_wait;
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
@@ -213,7 +234,25 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kStop] = stop_requested().load() ? 1.0 : 0.0;
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
-  comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
+  // The straggler report rides on the control all-reduce of logging steps, which every rank
+  // knows alike: each rank fills its own slots, the sum gathers them.
+  const int world = comm_.world();
+  const bool report = world > 1 && logging_step(step + 1);
+  if (report) {
+    const double per = 1e3 / static_cast<double>(window_steps_run_);
+    std::fill(c + kControlSlots, c + kControlSlots + 2 * world, 0.0);
+    c[kControlSlots + comm_.rank()] = (times.data + times.compute) * per;
+    c[kControlSlots + world + comm_.rank()] = times.grad_wait * per;
+  }
+  {
+    trace::Span span("control all-reduce", "wait");
+    Tensor control = control_.view(0, Shape{report ? kControlSlots + 2 * world : kControlSlots});
+    comm_.all_reduce(control, ReduceOp::sum, CollectiveTag{"control", step});
+  }
+  if (report) {
+    r.rank_work_ms.assign(c + kControlSlots, c + kControlSlots + world);
+    r.rank_wait_ms.assign(c + kControlSlots + world, c + kControlSlots + 2 * world);
+  }
   const double comm_wait = seconds_since(t2);
   times.comm += comm_wait;
   // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
@@ -228,6 +267,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
              "settings", step + 1, grad_sync_->plan_hash());
 
   auto t3 = Clock::now();
+  trace::Span optim_span("optimizer", "optim");
   r.sums.loss = c[kLossSum];
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
@@ -247,6 +287,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
 }
 
 EvalResult Trainer::evaluate() {
+  trace::Span span("evaluation", "eval");
   const Dataset& data = *data_.eval;
   const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
                                                 : data.size();
@@ -286,6 +327,7 @@ TrainSummary Trainer::run() {
 
   int64_t done = start_step_;
   for (int64_t step = start_step_; step < t.steps; ++step) {
+    trace_->before_step(step);
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
 
@@ -319,7 +361,7 @@ TrainSummary Trainer::run() {
                                 100.0 * window.correct / window.count, rate,
                                 format_duration((t.steps - done) * t.global_batch / rate)));
     }
-    if (done % cfg_.metrics.log_every == 0 || done == t.steps) {
+    if (logging_step(done)) {
       const double wsec = seconds_since(window_start);
       const double wrate = static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
       const double loss = window.count ? window.loss / window.count : std::nan("");
@@ -336,20 +378,32 @@ TrainSummary Trainer::run() {
                       window_times.grad_wait * per, window_times.optim * per,
                       window_times.data * per,
                       format_duration((t.steps - done) * t.global_batch / rate));
-        metrics_->write({{"step", done},
-                         {"epoch", static_cast<double>(cursor_) / data_.train->size()},
-                         {"loss", loss},
-                         {"accuracy", acc},
-                         {"lr", lr},
-                         {"grad_norm", r.grad_norm},
-                         {"samples_per_s", wrate},
-                         {"step_ms", wsec * per},
-                         {"compute_ms", window_times.compute * per},
-                         {"comm_wait_ms", window_times.comm * per},
-                         {"grad_wait_ms", window_times.grad_wait * per},
-                         {"optim_ms", window_times.optim * per},
-                         {"data_ms", window_times.data * per},
-                         {"skipped", total_skips_}});
+        nlohmann::json record = {{"step", done},
+                                 {"epoch", static_cast<double>(cursor_) / data_.train->size()},
+                                 {"loss", loss},
+                                 {"accuracy", acc},
+                                 {"lr", lr},
+                                 {"grad_norm", r.grad_norm},
+                                 {"samples_per_s", wrate},
+                                 {"step_ms", wsec * per},
+                                 {"compute_ms", window_times.compute * per},
+                                 {"comm_wait_ms", window_times.comm * per},
+                                 {"grad_wait_ms", window_times.grad_wait * per},
+                                 {"optim_ms", window_times.optim * per},
+                                 {"data_ms", window_times.data * per},
+                                 {"skipped", total_skips_}};
+        if (!r.rank_work_ms.empty()) {
+          const RankSpread work = rank_spread(r.rank_work_ms);
+          KILN_LOG_INFO("train", "{}", rank_spread_line(done, work, rank_spread(r.rank_wait_ms)));
+          record["rank_work_ms_min"] = work.min;
+          record["rank_work_ms_median"] = work.median;
+          record["rank_work_ms_max"] = work.max;
+          record["slowest_rank"] = work.slowest;
+        }
+        if (gpu_) {
+          for (const auto& [key, value] : gpu_->sample()) record[key] = value;
+        }
+        metrics_->write(record);
       }
       summary.last_loss = loss;
       summary.losses.push_back(loss);
@@ -361,6 +415,7 @@ TrainSummary Trainer::run() {
       window = LossSums{};
       window_times = StepTimes{};
       window_steps = 0;
+      window_steps_run_ = 0;
       window_start = Clock::now();
     }
     const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
@@ -373,7 +428,11 @@ TrainSummary Trainer::run() {
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
-    checkpointer_->after_step(train_progress(done), /*force=*/r.stop);
+    {
+      trace::Span span("checkpoint", "checkpoint");
+      checkpointer_->after_step(train_progress(done), /*force=*/r.stop);
+    }
+    trace_->after_step(step);
     if (r.stop) {
       summary.stopped_early = true;
       KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);
@@ -381,6 +440,7 @@ TrainSummary Trainer::run() {
     }
   }
 
+  trace_->finish();
   checkpointer_->finish(train_progress(done));
   summary.skipped = total_skips_;
   summary.compute_s = total_times.compute;
