@@ -195,6 +195,11 @@ bool Checkpointer::agree(bool block) {
       }
     } else if (comm_.rank() == 0) {
       writer_->submit([this, s] { commit(*s); });
+    } else if (hook_) {
+      // This rank's part is durable and every rank agreed: it acknowledges now; rank 0 does
+      // once the folder is renamed into place (commit), so a registry that waits for every
+      // rank's acknowledgement records the checkpoint only after it is complete on disk.
+      hook_(CommitInfo{s->step, s->dir, s->bytes, 0, s->snapshot_s + s->write_s});
     }
   }
   return a[2] > 0;
@@ -297,6 +302,7 @@ void Checkpointer::write_files(Save& s) {
 void Checkpointer::commit(Save& s) {
   trace::Span span("commit", "checkpoint");
   span.arg("step", s.step);
+  const auto commit_start = Clock::now();
   const fs::path tmp(s.tmp), root(cfg_.checkpoint.dir);
   try {
     Manifest m;
@@ -319,7 +325,8 @@ void Checkpointer::commit(Save& s) {
       }
     }
     for (int r = 0; r < m.world; ++r) fs::remove(tmp / rank_digest_name(r));
-    write_file_durable((tmp / kManifestFile).string(), manifest_to_json(m));
+    const FileDigest manifest = write_file_durable((tmp / kManifestFile).string(),
+                                                   manifest_to_json(m));
     fsync_dir(s.tmp);
     debug_slow_phase();
     const bool replaced = rename_dir_replacing(s.tmp, s.dir);
@@ -331,7 +338,10 @@ void Checkpointer::commit(Save& s) {
                   s.dir, bytes / 1e6, s.snapshot_s * 1e3, s.bytes / 1e6, s.write_s,
                   s.bytes / 1e6 / std::max(s.write_s, 1e-9),
                   replaced ? ", replacing an older checkpoint of the same step" : "");
-    if (hook_) hook_(CommitInfo{s.step, s.dir, bytes});
+    if (hook_) {
+      hook_(CommitInfo{s.step, s.dir, bytes, manifest.xxh3,
+                       s.snapshot_s + s.write_s + seconds_since(commit_start)});
+    }
 
     std::vector<int64_t> steps;
     for (const CheckpointDir& c : list_checkpoints(root.string())) {

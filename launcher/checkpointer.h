@@ -44,8 +44,10 @@ struct TrainProgress {
 
 struct CommitInfo {
   int64_t step = 0;
-  std::string path;    // the committed directory
-  uint64_t bytes = 0;  // all files of the checkpoint
+  std::string path;          // the committed directory
+  uint64_t bytes = 0;        // all files of the checkpoint
+  uint64_t manifest_xxh3 = 0;  // checksum of MANIFEST.json (rank 0; 0 on other ranks)
+  double duration_s = 0;     // snapshot + write + commit on rank 0
 };
 using CommitHook = std::function<void(const CommitInfo&)>;
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace kiln {
 
@@ -34,6 +35,28 @@ std::string rank_spread_line(int64_t step, const RankSpread& work, const RankSpr
       "gradient wait per step min {:.2f} (rank {}) | max {:.2f} ms (rank {})",
       step, work.min, work.median, work.max, work.slowest, over, wait.min, wait.fastest, wait.max,
       wait.slowest);
+}
+
+void fill_rank_slots(double* slots, int rank, int world, double work_ms, double wait_ms) {
+  std::fill(slots, slots + 2 * world, 0.0);
+  slots[rank] = work_ms;
+  slots[world + rank] = wait_ms;
+}
+
+void read_rank_slots(const double* slots, int world, std::vector<double>& work_ms,
+                     std::vector<double>& wait_ms) {
+  work_ms.assign(slots, slots + world);
+  wait_ms.assign(slots + world, slots + 2 * world);
+}
+
+void report_ranks(int64_t step, const std::vector<double>& work_ms,
+                  const std::vector<double>& wait_ms, nlohmann::json& record) {
+  const RankSpread work = rank_spread(work_ms);
+  KILN_LOG_INFO("train", "{}", rank_spread_line(step, work, rank_spread(wait_ms)));
+  record["rank_work_ms_min"] = work.min;
+  record["rank_work_ms_median"] = work.median;
+  record["rank_work_ms_max"] = work.max;
+  record["slowest_rank"] = work.slowest;
 }
 
 }  // namespace kiln

@@ -7,6 +7,7 @@
 
 #include "comm/agreement.h"
 #include "core/env.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/trace.h"
 #include "launcher/rank_spread.h"
@@ -31,6 +32,8 @@ enum Control : int {
   kStop,       // > 0 when any rank was asked to stop
   kPlan,       // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
   kPlanSq,     // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
+  kCheckpointNow,  // > 0 when any rank's coordinator reporter asks for a checkpoint now
+  kActionPending,  // > 0 when any rank holds a coordinator action (then ids are agreed on)
   kControlSlots
 };
 
@@ -84,6 +87,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   comm_.broadcast(model_->params().params(), 0, CollectiveTag{"parameters"});
   optimizer_ = create_optimizer(cfg_.optim, model_->params());
   if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
+  reporter_ = make_reporter(cfg_, comm_.rank(), comm_.world());
 
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
@@ -93,6 +97,14 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   trace_ = std::make_unique<TraceSession>(cfg_, comm_);
   if (comm_.rank() == 0 && device_->type() == DeviceType::cuda) {
     gpu_ = GpuMonitor::open(device_->index());
+  }
+  if (reporter_) {
+    // Every rank acknowledges each commit to the coordinator (see Checkpointer::agree).
+    checkpointer_->set_commit_hook([this](const CommitInfo& c) {
+      reporter_->on_checkpoint({c.step, c.path,
+                                c.manifest_xxh3 ? hash_hex(c.manifest_xxh3) : std::string(),
+                                c.duration_s, c.bytes});
+    });
   }
 
   KILN_LOG_INFO0("train", "model {}: {} parameters ({:.2f} MB), fingerprint {}", model_->name(),
@@ -231,7 +243,10 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kCorrect] = r.sums.correct;
   c[kCount] = static_cast<double>(r.sums.count);
   c[kNonFinite] = std::isfinite(r.sums.loss) ? 0.0 : 1.0;
-  c[kStop] = stop_requested().load() ? 1.0 : 0.0;
+  action_ = reporter_ ? reporter_->pending_action() : PendingAction{};
+  c[kStop] = stop_requested().load() || action_.action == CoordinatorAction::kStop ? 1.0 : 0.0;
+  c[kCheckpointNow] = action_.action == CoordinatorAction::kCheckpointNow ? 1.0 : 0.0;
+  c[kActionPending] = action_.id > 0 ? 1.0 : 0.0;
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
   // The straggler report rides on the control all-reduce of logging steps, which every rank
@@ -239,20 +254,17 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   const int world = comm_.world();
   const bool report = world > 1 && logging_step(step + 1);
   if (report) {
-    const double per = 1e3 / static_cast<double>(window_steps_run_);
-    std::fill(c + kControlSlots, c + kControlSlots + 2 * world, 0.0);
-    c[kControlSlots + comm_.rank()] = (times.data + times.compute) * per;
-    c[kControlSlots + world + comm_.rank()] = times.grad_wait * per;
+    const double per_step_ms = 1e3 / static_cast<double>(window_steps_run_);
+    fill_rank_slots(c + kControlSlots, comm_.rank(), world,
+                    (times.data + times.compute) * per_step_ms, times.grad_wait * per_step_ms);
   }
   {
     trace::Span span("control all-reduce", "wait");
     Tensor control = control_.view(0, Shape{report ? kControlSlots + 2 * world : kControlSlots});
     comm_.all_reduce(control, ReduceOp::sum, CollectiveTag{"control", step});
   }
-  if (report) {
-    r.rank_work_ms.assign(c + kControlSlots, c + kControlSlots + world);
-    r.rank_wait_ms.assign(c + kControlSlots + world, c + kControlSlots + 2 * world);
-  }
+  if (report) read_rank_slots(c + kControlSlots, world, r.rank_work_ms, r.rank_wait_ms);
+  if (c[kActionPending] > 0) apply_coordinator_action();
   const double comm_wait = seconds_since(t2);
   times.comm += comm_wait;
   // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
@@ -272,6 +284,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
   r.stop = c[kStop] > 0;
+  r.checkpoint_now = c[kCheckpointNow] > 0;
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
   checkpointer_->before_update();  // a snapshot of the last step may still be copying
@@ -286,11 +299,21 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   return r;
 }
 
+void Trainer::apply_coordinator_action() {
+  // Ranks hear of an action at different steps; the all-reduce above made them act together,
+  // and the newest id any rank saw marks the action done on every rank, so a rank that hears of
+  // it later does not act on it a second time. Rare: only steps with a pending action get here.
+  Tensor id = Tensor::zeros(Shape{1}, DType::f64, cpu_device());
+  id.data<double>()[0] = static_cast<double>(action_.id);
+  comm_.all_reduce(id, ReduceOp::max);
+  if (reporter_) reporter_->action_applied(static_cast<uint64_t>(id.data<double>()[0]));
+}
+
 EvalResult Trainer::evaluate() {
   trace::Span span("evaluation", "eval");
   const Dataset& data = *data_.eval;
-  const int64_t n = cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size())
-                                                : data.size();
+  const int64_t n =
+      cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size()) : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;
@@ -328,6 +351,7 @@ TrainSummary Trainer::run() {
   int64_t done = start_step_;
   for (int64_t step = start_step_; step < t.steps; ++step) {
     trace_->before_step(step);
+    const auto step_start = Clock::now();
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
 
@@ -355,6 +379,10 @@ TrainSummary Trainer::run() {
     const double elapsed = seconds_since(start);
     const double rate =
         static_cast<double>((done - start_step_) * t.global_batch) / std::max(elapsed, 1e-9);
+    if (reporter_) {
+      reporter_->on_step({done, r.sums.count ? r.sums.loss / r.sums.count : std::nan(""), rate,
+                          1000.0 * seconds_since(step_start)});
+    }
     if (rank0 && window.count > 0) {
       progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
                                 "eta {}", done, t.steps, window.loss / window.count,
@@ -392,14 +420,7 @@ TrainSummary Trainer::run() {
                                  {"optim_ms", window_times.optim * per},
                                  {"data_ms", window_times.data * per},
                                  {"skipped", total_skips_}};
-        if (!r.rank_work_ms.empty()) {
-          const RankSpread work = rank_spread(r.rank_work_ms);
-          KILN_LOG_INFO("train", "{}", rank_spread_line(done, work, rank_spread(r.rank_wait_ms)));
-          record["rank_work_ms_min"] = work.min;
-          record["rank_work_ms_median"] = work.median;
-          record["rank_work_ms_max"] = work.max;
-          record["slowest_rank"] = work.slowest;
-        }
+        if (!r.rank_work_ms.empty()) report_ranks(done, r.rank_work_ms, r.rank_wait_ms, record);
         if (gpu_) {
           for (const auto& [key, value] : gpu_->sample()) record[key] = value;
         }
@@ -420,17 +441,19 @@ TrainSummary Trainer::run() {
     }
     const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
     if (eval_now) {
+      if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
       EvalResult e = evaluate();
+      if (reporter_) reporter_->on_phase(WorkerPhase::kTraining);
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
+        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} predictions)",
                       done, e.loss, 100 * e.accuracy, e.count);
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
     {
       trace::Span span("checkpoint", "checkpoint");
-      checkpointer_->after_step(train_progress(done), /*force=*/r.stop);
+      checkpointer_->after_step(train_progress(done), /*force=*/r.stop || r.checkpoint_now);
     }
     trace_->after_step(step);
     if (r.stop) {
@@ -448,7 +471,9 @@ TrainSummary Trainer::run() {
   summary.grad_wait_s = total_times.grad_wait;
   summary.optim_s = total_times.optim;
   summary.data_s = total_times.data;
+  if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
   summary.eval = evaluate();
+  if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);

@@ -16,6 +16,7 @@
 #include "core/gpu_monitor.h"
 #include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
+#include "launcher/reporter.h"
 #include "launcher/trace_session.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
@@ -75,6 +76,7 @@ class Trainer {
     // On logging steps with several ranks: each rank's work (data + forward/backward) and
     // gradient wait per step over the logging window, in ms, indexed by rank.
     std::vector<double> rank_work_ms, rank_wait_ms;
+    bool checkpoint_now = false;  // the coordinator asked; every rank agrees
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   TrainProgress train_progress(int64_t steps_done) const;
@@ -82,6 +84,8 @@ class Trainer {
                         const int64_t* indices);
   void agree_at_start();
   bool logging_step(int64_t done) const;
+  // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
+  void apply_coordinator_action();
 
   Config cfg_;
   Communicator& comm_;
@@ -93,6 +97,8 @@ class Trainer {
   std::unique_ptr<GradSync> grad_sync_;
   double plan_tag_ = 0;  // a 20-bit fingerprint of the bucket plan, checked every step
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Reporter> reporter_;  // null without coordinator.address
+  PendingAction action_;                // this rank's view at the current step
   int64_t accum_ = 1;
   int64_t cursor_ = 0;  // training samples consumed (global stream position)
   int64_t consecutive_skips_ = 0;

@@ -122,17 +122,6 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
   }
 }
 
-}  // namespace
-
-template <typename T>
-T* CpuOps::scratch(size_t elems) {
-  size_t slots = (elems * sizeof(T) + sizeof(double) - 1) / sizeof(double);
-  if (scratch_.size() < slots) scratch_.resize(slots);
-  return reinterpret_cast<T*>(scratch_.data());
-}
-
-namespace {
-
 template <typename T, typename Scratch>
 void conv_fwd(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const Geometry& g,
               Scratch&& scratch) {

@@ -46,5 +46,21 @@ TEST(RankSpread, LineNamesSlowestRankAndSpread) {
   EXPECT_TRUE(contains(error_message([] { rank_spread({}); }), "no ranks"));
 }
 
+TEST(RankSpread, SlotsGatherEveryRanksNumbersThroughASum) {
+  // Two ranks fill their slots; the control all-reduce adds them element-wise.
+  std::vector<double> r0(4, 9.0), r1(4, 9.0), sum(4);
+  fill_rank_slots(r0.data(), 0, 2, 5.0, 1.0);
+  fill_rank_slots(r1.data(), 1, 2, 7.0, 2.0);
+  for (size_t i = 0; i < 4; ++i) sum[i] = r0[i] + r1[i];
+  std::vector<double> work, wait;
+  read_rank_slots(sum.data(), 2, work, wait);
+  EXPECT_EQ(work, (std::vector<double>{5.0, 7.0}));
+  EXPECT_EQ(wait, (std::vector<double>{1.0, 2.0}));
+  nlohmann::json record;
+  report_ranks(8, work, wait, record);
+  EXPECT_EQ(record["slowest_rank"], 1);
+  EXPECT_EQ(record["rank_work_ms_median"], 6.0);
+}
+
 }  // namespace
 }  // namespace kiln::test
