@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/trace.h"
 
 namespace kiln {
 
@@ -148,6 +149,7 @@ void Checkpointer::after_step(const TrainProgress& p, const double* control, boo
 
 void Checkpointer::before_update() {
   if (!snapshot_in_flight_) return;
+  trace::Span span("wait snapshot", "checkpoint");
   const auto t0 = Clock::now();
   snapshot_done_.wait();
   snapshot_in_flight_ = false;
@@ -175,6 +177,7 @@ void Checkpointer::finish(const TrainProgress& p) {
 }
 
 void Checkpointer::settle() {
+  trace::Span span("wait previous save", "checkpoint");
   wait_threads();
   fill_control(settle_.data<double>());
   comm_.all_reduce(settle_, ReduceOp::sum, CollectiveTag{"checkpoint"});
@@ -231,6 +234,8 @@ void Checkpointer::start_save(const TrainProgress& p) {
   snapshot_in_flight_ = true;
   const bool rank0 = comm_.rank() == 0;
   copier_->submit([this, s, states, range, rank0, &dev] {
+    trace::Span span("snapshot", "checkpoint");
+    span.arg("step", s->step);
     const auto ts = Clock::now();
     try {
       step_end_->wait(*copy_stream_);
@@ -269,6 +274,8 @@ void Checkpointer::start_save(const TrainProgress& p) {
 void Checkpointer::write_files(Save& s) {
   s.snapshot_ready.wait();
   if (s.status == 2) return;  // the snapshot failed
+  trace::Span span("write files", "checkpoint");
+  span.arg("step", s.step);
   const auto t0 = Clock::now();
   try {
     const int rank = comm_.rank(), world = comm_.world();
@@ -300,6 +307,8 @@ void Checkpointer::write_files(Save& s) {
 }
 
 void Checkpointer::commit(Save& s) {
+  trace::Span span("commit", "checkpoint");
+  span.arg("step", s.step);
   const auto commit_start = Clock::now();
   const fs::path tmp(s.tmp), root(cfg_.checkpoint.dir);
   try {
