@@ -1,0 +1,59 @@
+// Launchers of Kiln's own CUDA kernels, callable from host C++ (no CUDA syntax here). Every
+// launcher queues work on `stream` and returns at once. Float tensors may be f32, bf16 or f16
+// (`dt`); the math is done in f32.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/ops.h"
+
+namespace kiln::cuda {
+
+void relu_forward(DType dt, const void* x, void* y, int64_t n, cudaStream_t s);
+void relu_backward(DType dt, const void* y, const void* dy, void* dx, int64_t n, cudaStream_t s);
+void gelu_forward(DType dt, const void* x, void* y, int64_t n, cudaStream_t s);
+void gelu_backward(DType dt, const void* x, const void* dy, void* dx, int64_t n, cudaStream_t s);
+void dropout_forward(DType dt, const void* x, void* y, uint8_t* mask, int64_t n,
+                     int64_t per_sample, float p, const DropoutKey& key, cudaStream_t s);
+void dropout_backward(DType dt, const void* dy, const uint8_t* mask, void* dx, int64_t n, float p,
+                      cudaStream_t s);
+
+// y (rows, cols) += bias (cols) broadcast over rows / over planes of (n, c, hw).
+void add_bias_channels(DType dt, void* y, const void* bias, int64_t n, int64_t c, int64_t hw,
+                       cudaStream_t s);
+// db (cols) += column sums of dy (rows, cols); db is f32.
+void bias_grad_rows(DType dt, const void* dy, float* db, int64_t rows, int64_t cols,
+                    cudaStream_t s);
+// db (c) += sums over (n, hw) of dy (n, c, hw); db is f32.
+void bias_grad_channels(DType dt, const void* dy, float* db, int64_t n, int64_t c, int64_t hw,
+                        cudaStream_t s);
+
+void maxpool2d_forward(DType dt, const void* x, void* y, int32_t* argmax, int64_t planes,
+                       int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t stride,
+                       cudaStream_t s);
+void maxpool2d_backward(DType dt, const void* dy, const int32_t* argmax, void* dx,
+                        int64_t planes, int64_t hw, int64_t ohw, bool overlapping,
+                        cudaStream_t s);
+
+// stats (f64[2]) receives {loss sum, correct rows}; dlogits may be null.
+void softmax_xent(DType dt, const void* logits, const int32_t* labels, void* dlogits,
+                  int64_t rows, int64_t classes, float grad_scale, double* stats,
+                  cudaStream_t s);
+
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& a,
+                cudaStream_t s);
+void sgd_step(float* p, const float* g, float* buf, int64_t n, const SgdArgs& a, cudaStream_t s);
+
+// out (f64[1]) receives the sum of squares; flag (i32[1]) is set to 1 when a non-finite value
+// is seen (both must be zeroed first).
+void sum_squares(DType dt, const void* x, int64_t n, double* out, cudaStream_t s);
+void find_nonfinite(DType dt, const void* x, int64_t n, int32_t* flag, cudaStream_t s);
+void scale(DType dt, void* x, float alpha, int64_t n, cudaStream_t s);
+// dst = src converted between f32, bf16 and f16; dst += src when accumulate.
+void convert(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, bool accumulate,
+             cudaStream_t s);
+
+}  // namespace kiln::cuda
