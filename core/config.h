@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t micro_batch = 64;
   int64_t eval_every = 500;
   int64_t eval_batch = 256;
+  int64_t eval_samples = 0;  // evaluate on the first N samples of the evaluation set; 0 = all
   std::string device = "auto";
   std::string precision = "fp32";
   int64_t seed = 1;
@@ -87,6 +88,11 @@ struct CoordinatorConfig {
   double heartbeat_s = 1.0;
   std::string token_file;
   std::string job;
+  int64_t generation = -1;  // -1: the coordinator picks; `kiln launch` sets it
+  std::string tls_ca;       // PEM: use TLS, trusting this CA
+  std::string tls_cert;     // PEM: client certificate for mutual TLS
+  std::string tls_key;
+  int64_t metrics_queue = 4096;  // metric points held while the coordinator is unreachable
 };
 
 struct Config {

@@ -77,7 +77,9 @@ std::vector<ConfigField> config_fields(Config& c) {
       str("data.path", &d.path, {}, "dataset directory (IDX files, or token shards for text)"),
       num("data.seed", &d.seed, 0, 9.2e18, "seed of the global sample order"),
       num("data.val_fraction", &d.val_fraction, 0.0, 0.5,
-          "text: share held out for validation", true),
+          "text: share held out for validation (the default of kiln data prepare-text "
+          "--val-fraction, which makes the split)",
+          true),
 
       num("train.steps", &t.steps, 1, 1e15, "optimizer steps"),
       num("train.global_batch", &t.global_batch, 1, 1 << 24, "samples per optimizer step"),
@@ -85,6 +87,8 @@ std::vector<ConfigField> config_fields(Config& c) {
           "samples per forward/backward on one rank"),
       num("train.eval_every", &t.eval_every, 0, 1e15, "evaluate every N steps (0 = at the end)"),
       num("train.eval_batch", &t.eval_batch, 1, 1 << 20, "samples per evaluation batch"),
+      num("train.eval_samples", &t.eval_samples, 0, 1e15,
+          "evaluate on the first N samples of the evaluation set (0 = all)"),
       str("train.device", &t.device, {"auto", "cpu", "cuda"}, "where kernels run"),
       str("train.precision", &t.precision, {"fp32", "bf16", "fp16"}, "compute precision"),
       num("train.seed", &t.seed, 0, 9.2e18, "seed of initialisation and dropout"),
@@ -109,9 +113,11 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("optim.clip_norm", &o.clip_norm, 0.0, 1e9, "global gradient-norm clip (0 = off)"),
 
       str("comm.backend", &k.backend, {"auto", "mpi", "nccl"}, "gradient all-reduce backend"),
-      num("comm.bucket_mb", &k.bucket_mb, 0.0, 4096.0, "gradient bucket size in MiB", true),
+      num("comm.bucket_mb", &k.bucket_mb, 0.0, 4096.0,
+          "gradient bucket size in MiB; fractions give any size in bytes (0.25 = 256 KiB, "
+          "rounded to whole bytes)", true),
       num("comm.first_bucket_mb", &k.first_bucket_mb, 0.0, 4096.0,
-          "first (last-layer) bucket size in MiB", true),
+          "first bucket (the last layers, reduced first) in MiB; fractions as bucket_mb", true),
       num("comm.timeout_s", &k.timeout_s, 0.0, 86400.0, "collective deadline in seconds", true),
       flag("comm.overlap", &k.overlap, "all-reduce buckets during backward"),
 
@@ -130,6 +136,14 @@ std::vector<ConfigField> config_fields(Config& c) {
       num("coordinator.heartbeat_s", &co.heartbeat_s, 0.0, 3600.0, "heartbeat period", true),
       str("coordinator.token_file", &co.token_file, {}, "file holding the job token"),
       str("coordinator.job", &co.job, {}, "job id at the coordinator"),
+      num("coordinator.generation", &co.generation, -1, 9e15,
+          "generation to register in (-1 = the coordinator picks; set by kiln launch)"),
+      str("coordinator.tls_ca", &co.tls_ca, {},
+          "PEM file of the CA that signed the coordinator's certificate (empty = plaintext)"),
+      str("coordinator.tls_cert", &co.tls_cert, {}, "PEM client certificate for mutual TLS"),
+      str("coordinator.tls_key", &co.tls_key, {}, "PEM key of coordinator.tls_cert"),
+      num("coordinator.metrics_queue", &co.metrics_queue, 16, 1e7,
+          "metric points kept while the coordinator is unreachable (oldest dropped first)"),
   };
 }
 
@@ -165,6 +179,19 @@ void validate_config(const Config& c) {
                                             : c.where("checkpoint.every_minutes"),
                c.where("checkpoint.dir"));
   }
+  const CoordinatorConfig& co = c.coordinator;
+  if (!co.address.empty()) {
+    KILN_CHECK(!co.job.empty(),
+               "{} is set but {} is empty: name the job that the coordinator files this run under",
+               c.where("coordinator.address"), c.where("coordinator.job"));
+  }
+  KILN_CHECK(co.tls_cert.empty() == co.tls_key.empty(),
+             "{} and {} go together (a client certificate and its key)",
+             c.where("coordinator.tls_cert"), c.where("coordinator.tls_key"));
+  KILN_CHECK(co.tls_cert.empty() || !co.tls_ca.empty(),
+             "{} is set but {} is empty: a client certificate needs TLS and the CA of the "
+             "coordinator's certificate",
+             c.where("coordinator.tls_cert"), c.where("coordinator.tls_ca"));
 }
 
 std::string config_to_json(const Config& cfg) {

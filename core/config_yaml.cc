@@ -263,8 +263,14 @@ Config load_config_text(const std::string& yaml, const std::string& source,
                                section, join(keys)));
   };
 
-  // Values from the file, in file order.
-  std::vector<std::pair<ConfigField*, YAML::Node>> values;
+  // Values from the file, in file order, each with where it was set (errors name that place,
+  // even when a later override replaces the value).
+  struct Value {
+    ConfigField* field;
+    YAML::Node node;
+    std::string where;
+  };
+  std::vector<Value> values;
   for (auto sec : root) {
     const std::string sname = sec.first.Scalar();
     const std::string where = where_node(source, sec.first);
@@ -279,7 +285,7 @@ Config load_config_text(const std::string& yaml, const std::string& source,
       ConfigField* f = find_field(path);
       if (!f) unknown_key(path, kwhere);
       cfg.origin[path] = kwhere;
-      values.emplace_back(f, kv.second);
+      values.push_back({f, kv.second, kwhere});
     }
   }
   // Then KILN_SET, then --set: later values win.
@@ -296,9 +302,9 @@ Config load_config_text(const std::string& yaml, const std::string& source,
     }
     if (f->kind == ConfigField::Kind::kString && n.IsNull()) n = YAML::Node("");
     cfg.origin[o.key] = o.origin;
-    values.emplace_back(f, n);
+    values.push_back({f, n, o.origin});
   }
-  for (auto& [f, node] : values) assign(*f, node, cfg.origin[f->path]);
+  for (Value& v : values) assign(*v.field, v.node, v.where);
 
   // Model keys belong to particular models.
   for (const ConfigField& f : fields) {

@@ -21,8 +21,22 @@ const std::vector<Knob>& knobs() {
        "debug hook: this rank blocks forever at the given step (tests of the watchdog)"},
       {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
-       "debug hook: the loss of the given step is replaced by NaN (tests of non-finite handling)"},
+       "debug hook: the loss of the given step (counted from 1, as in the logs) is replaced by NaN "
+       "(tests of non-finite handling)"},
+      {"KILN_DEBUG_STOP_AT_STEP", "-1",
+       "debug hook: the run stops after the given step as if SIGTERM had arrived during it "
+       "(tests of interrupted and resumed runs)"},
+      {"KILN_DEBUG_CKPT_SLOW_MS", "0",
+       "debug hook: sleep this many ms between the phases of a checkpoint save (crash tests)"},
+      {"KILN_CKPT_WRITER_NICE", "10",
+       "CPU priority (nice, 0..19) of the thread that writes checkpoint files: training threads "
+       "keep most of the cores while a save is written in the background (its CPU work is "
+       "small: checksums; the files go to disk by direct I/O)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
+      {"KILN_MPI_POLL_US", "100",
+       "MPI backend: while no thread waits for a collective in flight (a gradient bucket "
+       "during backward), the comm thread tests it this often (microseconds) and sleeps in "
+       "between, leaving the CPU to computation"},
   };
   return table;
 }

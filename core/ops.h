@@ -27,12 +27,14 @@ struct DropoutKey {
 };
 
 // One AdamW update (decoupled weight decay, PyTorch's formulation) of a range of parameters.
+// The scalars are doubles, as in Python: kernels derive 1 - beta and the step size from them in
+// double and round once (1 - float(0.999) is 1.3e-5 away from float(1 - 0.999)).
 struct AdamWArgs {
-  float lr = 1e-3f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-  float weight_decay = 0.0f;
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
   int64_t step = 1;          // 1-based, for bias correction
   float grad_scale = 1.0f;   // gradients are multiplied by this first (clipping, unscaling)
 };
@@ -94,6 +96,40 @@ class Ops {
   // receives {sum of per-row losses, number of rows whose argmax is the label}.
   virtual void softmax_xent(const Tensor& logits, const Tensor& labels, Tensor* dlogits,
                             float grad_scale, Tensor& stats) = 0;
+
+  // ---- transformer ops (GPT) ----
+  // y (B, T, C) = wte[tokens[b, t]] + wpe[t]; tokens (B, T) i32 in [0, V), wte (V, C),
+  // wpe (P, C) with P >= T.
+  virtual void embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
+                                 Tensor& y) = 0;
+  // dwte[tokens[b, t]] += dy[b, t] and dwpe[t] += sum over b of dy[b, t]. Repeated tokens add
+  // up; a backend must not race on them.
+  virtual void embedding_backward(const Tensor& tokens, const Tensor& dy, Tensor& dwte,
+                                  Tensor& dwpe) = 0;
+
+  // Over the last dimension of x (N, C): y = (x - mean) * rstd * w + b with
+  // rstd = 1 / sqrt(var + eps) (biased variance, as torch.nn.LayerNorm). mean and rstd (N, x's
+  // dtype) are saved for backward.
+  virtual void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                                 Tensor& mean, Tensor& rstd, float eps) = 0;
+  // dw += sum over rows of dy * xhat, db += sum over rows of dy; dx = dL/dx, or dx += dL/dx when
+  // accumulate_dx (the residual stream's gradient adds up in place).
+  virtual void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean,
+                                  const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dw,
+                                  Tensor& db, bool accumulate_dx) = 0;
+
+  // Causal multi-head self-attention. qkv (B, T, 3C) holds q, k and v side by side, each split
+  // into n_head heads of C / n_head; out (B, T, C) = softmax(q k^T / sqrt(C / n_head), causal)
+  // v per head, heads side by side. lse (B, n_head, T, x's dtype) receives the log-sum-exp of
+  // each row of scaled scores, from which backward recomputes the probabilities (no T x T
+  // tensor is kept between forward and backward).
+  virtual void attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) = 0;
+  // dqkv (B, T, 3C) = dL/dqkv (overwritten), given the forward's qkv, out and lse.
+  virtual void attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                                  const Tensor& dout, Tensor& dqkv, int64_t n_head) = 0;
+
+  // y = a + b element-wise (residual connections); y may be a or b.
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& y) = 0;
 
   // Optimizer updates over ranges of the flat buffers; m, v, buf are the optimizer state (f32).
   virtual void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,

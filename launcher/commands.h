@@ -13,5 +13,10 @@ using CommandRunner = std::function<int()>;
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
+CommandRunner add_ckpt_command(CLI::App& app);
+CommandRunner add_data_command(CLI::App& app);
+CommandRunner add_sample_command(CLI::App& app);
+CommandRunner add_coordinator_command(CLI::App& app);
+CommandRunner add_status_command(CLI::App& app);
 
 }  // namespace kiln

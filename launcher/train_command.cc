@@ -1,7 +1,7 @@
 // `kiln train`: one rank of a training job (a world of one without mpirun).
 #include <csignal>
 
-#include "comm/communicator.h"
+#include "comm/backend.h"
 #include "core/config.h"
 #include "core/device.h"
 #include "core/env.h"
@@ -16,13 +16,19 @@ namespace {
 struct TrainFlags {
   std::string config;
   std::vector<std::string> set;
+  std::string resume = "none";
+  bool print_config = false;
 };
 
 void on_stop_signal(int) { stop_requested().store(true); }
 
 int run_train(const TrainFlags& flags) {
   Config cfg = load_config(flags.config, flags.set);
-  std::unique_ptr<Communicator> comm = make_self_communicator();
+  if (flags.print_config) {
+    std::fputs(config_table(cfg).c_str(), stdout);
+    return 0;
+  }
+  std::unique_ptr<Communicator> comm = make_communicator(cfg);
   ProcessContext& ctx = process_context();
   ctx.rank = comm->rank();
   ctx.world = comm->world();
@@ -41,8 +47,18 @@ int run_train(const TrainFlags& flags) {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 
-  Trainer trainer(cfg, *comm);
-  trainer.run();
+  try {
+    Trainer trainer(cfg, *comm);
+    trainer.resume(flags.resume);
+    trainer.run();
+  } catch (const std::exception& e) {
+    if (comm->world() == 1) throw;
+    // Other ranks may be waiting in a collective for this one: end the whole job now rather
+    // than leave them to the watchdog. Errors all ranks agreed on (start-up agreement,
+    // non-finite loss) end it the same way, from whichever rank gets here first.
+    log::get("kiln")->error("{}", e.what());
+    comm->abort(1);
+  }
   return 0;
 }
 
@@ -58,6 +74,12 @@ CommandRunner add_train_command(CLI::App& app) {
   cmd->add_option("--set", flags->set,
                   "override a config key, e.g. --set train.steps=100 (repeatable; wins over "
                   "KILN_SET and the YAML)");
+  cmd->add_option("--resume", flags->resume,
+                  "auto (the newest checkpoint under checkpoint.dir that verifies), none, or the "
+                  "path of a checkpoint or of a directory of them")
+      ->capture_default_str();
+  cmd->add_flag("--print-config", flags->print_config,
+                "print the resolved config as a table (and where each value came from) and exit");
   return [flags] { return run_train(*flags); };
 }
 

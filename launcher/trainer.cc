@@ -5,7 +5,9 @@
 #include <cmath>
 #include <thread>
 
+#include "comm/agreement.h"
 #include "core/env.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "models/registry.h"
 
@@ -26,8 +28,16 @@ enum Control : int {
   kCount,
   kNonFinite,  // > 0 when any rank saw a non-finite loss
   kStop,       // > 0 when any rank was asked to stop
+  kPlan,       // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
+  kPlanSq,     // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
+  kCheckpointNow,  // > 0 when any rank's coordinator reporter asks for a checkpoint now
+  kActionPending,  // > 0 when any rank holds a coordinator action (then ids are agreed on)
   kControlSlots
 };
+
+int64_t mib_to_bytes(double mib) {
+  return std::max<int64_t>(1, std::llround(mib * 1024.0 * 1024.0));
+}
 
 }  // namespace
 
@@ -64,14 +74,32 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   ModelSpec spec{data_.train->sample_shape(), data_.train->num_classes()};
   model_ = create_model(cfg_, spec);
   model_->build(*device_, DType::f32, static_cast<uint64_t>(cfg_.train.seed));
+  GradSyncOptions sync;
+  sync.bucket_bytes = mib_to_bytes(cfg_.comm.bucket_mb);
+  sync.first_bucket_bytes = mib_to_bytes(cfg_.comm.first_bucket_mb);
+  sync.overlap = cfg_.comm.overlap;
+  grad_sync_ = std::make_unique<GradSync>(comm_, model_->params(), sync);
+  plan_tag_ = static_cast<double>(std::stoull(grad_sync_->plan_hash().substr(0, 5), nullptr, 16));
+  agree_at_start();
   // Every rank starts from rank 0's weights, whatever its own initialisation produced.
-  comm_.broadcast(model_->params().params(), 0);
+  comm_.broadcast(model_->params().params(), 0, CollectiveTag{"parameters"});
   optimizer_ = create_optimizer(cfg_.optim, model_->params());
   if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
+  reporter_ = make_reporter(cfg_, comm_.rank(), comm_.world());
 
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
   control_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
+  checkpointer_ = std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_,
+                                                 data_.train->size());
+  if (reporter_) {
+    // Every rank acknowledges each commit to the coordinator (see Checkpointer::agree).
+    checkpointer_->set_commit_hook([this](const CommitInfo& c) {
+      reporter_->on_checkpoint({c.step, c.path,
+                                c.manifest_xxh3 ? hash_hex(c.manifest_xxh3) : std::string(),
+                                c.duration_s, c.bytes});
+    });
+  }
 
   KILN_LOG_INFO0("train", "model {}: {} parameters ({:.2f} MB), fingerprint {}", model_->name(),
                  model_->params().count(), model_->params().count() * 4.0 / 1e6,
@@ -80,9 +108,48 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   KILN_LOG_INFO0("train", "world {} x micro-batch {} x accumulation {} = global batch {}; "
                  "device {}; optimizer {}", comm_.world(), mb, accum_, cfg_.train.global_batch,
                  device_->name(), optimizer_->name());
+  if (comm_.world() > 1) {
+    const auto& plan = grad_sync_->buckets();
+    std::string sizes;
+    for (size_t i = 0; i < plan.size() && i < 8; ++i) {
+      sizes += fmt::format("{}{:.2f}", i ? ", " : "", plan[i].numel() * 4.0 / (1 << 20));
+    }
+    KILN_LOG_INFO0("train", "gradient sync over {} ({}): {} buckets in backward order of [{}{}] "
+                   "MiB, overlap {}, collective deadline {} s", comm_.backend(), comm_.world(),
+                   plan.size(), sizes, plan.size() > 8 ? ", ..." : "",
+                   grad_sync_->overlap() ? "on" : "off", cfg_.comm.timeout_s);
+  }
+}
+
+void Trainer::agree_at_start() {
+  const auto& plan = grad_sync_->buckets();
+  check_agreement(
+      comm_,
+      {{"config hash", config_hash(cfg_),
+        "start every rank with the same config file, KILN_SET and --set flags"},
+       {"model", model_->fingerprint(), "every rank must build the same model (model.*)"},
+       {"bucket plan", fmt::format("{} buckets, hash {}", plan.size(), grad_sync_->plan_hash()),
+        "comm.bucket_mb and comm.first_bucket_mb must match on every rank"},
+       {"training samples", std::to_string(data_.train->size()),
+        "every rank must read the same dataset (data.path)"},
+       {"evaluation samples", std::to_string(data_.eval->size()),
+        "every rank must read the same dataset (data.path)"}});
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::resume(const std::string& spec) {
+  std::optional<TrainProgress> p = checkpointer_->restore(spec);
+  if (!p) return;
+  start_step_ = p->step;
+  cursor_ = p->cursor;
+  total_skips_ = p->skipped_steps;
+  consecutive_skips_ = p->consecutive_skips;
+}
+
+TrainProgress Trainer::train_progress(int64_t steps_done) const {
+  return TrainProgress{steps_done, cursor_, total_skips_, consecutive_skips_};
+}
 
 void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& data,
                                MicroBatch& out, const int64_t* indices) {
@@ -127,6 +194,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
     auto t1 = Clock::now();
     ForwardContext ctx{true, static_cast<uint64_t>(cfg_.train.seed), step, pos};
+    // Only the last micro-batch's backward completes the gradients, so only it communicates.
+    grad_sync_->begin_micro_batch(step, m == accum_ - 1);
     r.sums += model_->forward_backward(batch_, ctx, grad_scale);
     times.data += std::chrono::duration<double>(t1 - t0).count();
     times.compute += seconds_since(t1);
@@ -139,27 +208,50 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+  // Counted from 1, as the logs, the metrics and the non-finite error count steps.
   static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
-  if (step == nan_step) r.sums.loss = std::nan("");
+  if (step + 1 == nan_step) r.sums.loss = std::nan("");
+  static const int64_t stop_step = env::get_int("KILN_DEBUG_STOP_AT_STEP");
+  if (step + 1 == stop_step) stop_requested().store(true);
 
   auto t2 = Clock::now();
-  comm_.all_reduce(store.grads(), ReduceOp::sum);
+  const double grad_wait = grad_sync_->finish();
+  times.grad_wait += grad_wait;
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
   c[kCorrect] = r.sums.correct;
   c[kCount] = static_cast<double>(r.sums.count);
   c[kNonFinite] = std::isfinite(r.sums.loss) ? 0.0 : 1.0;
-  c[kStop] = stop_requested().load() ? 1.0 : 0.0;
-  comm_.all_reduce(control_, ReduceOp::sum);
-  times.comm += seconds_since(t2);
+  action_ = reporter_ ? reporter_->pending_action() : PendingAction{};
+  c[kStop] = stop_requested().load() || action_.action == CoordinatorAction::kStop ? 1.0 : 0.0;
+  c[kCheckpointNow] = action_.action == CoordinatorAction::kCheckpointNow ? 1.0 : 0.0;
+  c[kActionPending] = action_.id > 0 ? 1.0 : 0.0;
+  c[kPlan] = plan_tag_;
+  c[kPlanSq] = plan_tag_ * plan_tag_;
+  comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
+  if (c[kActionPending] > 0) apply_coordinator_action();
+  const double comm_wait = seconds_since(t2);
+  times.comm += comm_wait;
+  // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
+  // which, i.e. load imbalance apart from communication.
+  KILN_LOG_DEBUG("train", "step {}: gradient wait {:.2f} ms ({} of {} buckets issued during "
+                 "backward), control {:.2f} ms", step + 1, grad_wait * 1e3,
+                 grad_sync_->launched_in_backward(), grad_sync_->buckets().size(),
+                 (comm_wait - grad_wait) * 1e3);
+  KILN_CHECK(comm_.world() * c[kPlanSq] == c[kPlan] * c[kPlan],
+             "step {}: the ranks hold different gradient bucket plans (this rank's is {}); "
+             "their gradients no longer line up. Restart every rank with the same comm.* "
+             "settings", step + 1, grad_sync_->plan_hash());
 
   auto t3 = Clock::now();
   r.sums.loss = c[kLossSum];
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
   r.stop = c[kStop] > 0;
+  r.checkpoint_now = c[kCheckpointNow] > 0;
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
+  checkpointer_->before_update();  // a snapshot of the last step may still be copying
   if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
     r.skipped = true;
   } else {
@@ -171,9 +263,20 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   return r;
 }
 
+void Trainer::apply_coordinator_action() {
+  // Ranks hear of an action at different steps; the all-reduce above made them act together,
+  // and the newest id any rank saw marks the action done on every rank, so a rank that hears of
+  // it later does not act on it a second time. Rare: only steps with a pending action get here.
+  Tensor id = Tensor::zeros(Shape{1}, DType::f64, cpu_device());
+  id.data<double>()[0] = static_cast<double>(action_.id);
+  comm_.all_reduce(id, ReduceOp::max);
+  if (reporter_) reporter_->action_applied(static_cast<uint64_t>(id.data<double>()[0]));
+}
+
 EvalResult Trainer::evaluate() {
   const Dataset& data = *data_.eval;
-  const int64_t n = data.size();
+  const int64_t n =
+      cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size()) : data.size();
   const int64_t begin = n * comm_.rank() / comm_.world();
   const int64_t end = n * (comm_.rank() + 1) / comm_.world();
   LossSums sums;
@@ -189,7 +292,7 @@ EvalResult Trainer::evaluate() {
   p[0] = sums.loss;
   p[1] = sums.correct;
   p[2] = static_cast<double>(sums.count);
-  comm_.all_reduce(t, ReduceOp::sum);
+  comm_.all_reduce(t, ReduceOp::sum, CollectiveTag{"evaluation"});
   EvalResult r;
   r.count = static_cast<int64_t>(p[2]);
   r.loss = r.count ? p[0] / p[2] : 0.0;
@@ -208,7 +311,9 @@ TrainSummary Trainer::run() {
   auto start = Clock::now();
   auto window_start = start;
 
-  for (int64_t step = 0; step < t.steps; ++step) {
+  int64_t done = start_step_;
+  for (int64_t step = start_step_; step < t.steps; ++step) {
+    const auto step_start = Clock::now();
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
 
@@ -232,9 +337,14 @@ TrainSummary Trainer::run() {
       ++window_steps;
     }
 
-    const int64_t done = step + 1;
+    done = step + 1;
     const double elapsed = seconds_since(start);
-    const double rate = static_cast<double>(done * t.global_batch) / std::max(elapsed, 1e-9);
+    const double rate =
+        static_cast<double>((done - start_step_) * t.global_batch) / std::max(elapsed, 1e-9);
+    if (reporter_) {
+      reporter_->on_step({done, r.sums.count ? r.sums.loss / r.sums.count : std::nan(""), rate,
+                          1000.0 * seconds_since(step_start)});
+    }
     if (rank0 && window.count > 0) {
       progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
                                 "eta {}", done, t.steps, window.loss / window.count,
@@ -251,10 +361,12 @@ TrainSummary Trainer::run() {
       if (rank0) {
         progress.clear();
         KILN_LOG_INFO("train", "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
-                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f}, "
-                      "optim {:.1f}, data {:.1f}) | eta {}", done, t.steps, loss, 100 * acc, lr,
-                      wrate, wsec * per, window_times.compute * per, window_times.comm * per,
-                      window_times.optim * per, window_times.data * per,
+                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
+                      "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}", done,
+                      t.steps, loss, 100 * acc, lr, wrate, wsec * per,
+                      window_times.compute * per, window_times.comm * per,
+                      window_times.grad_wait * per, window_times.optim * per,
+                      window_times.data * per,
                       format_duration((t.steps - done) * t.global_batch / rate));
         metrics_->write({{"step", done},
                          {"epoch", static_cast<double>(cursor_) / data_.train->size()},
@@ -266,13 +378,16 @@ TrainSummary Trainer::run() {
                          {"step_ms", wsec * per},
                          {"compute_ms", window_times.compute * per},
                          {"comm_wait_ms", window_times.comm * per},
+                         {"grad_wait_ms", window_times.grad_wait * per},
                          {"optim_ms", window_times.optim * per},
                          {"data_ms", window_times.data * per},
                          {"skipped", total_skips_}});
       }
       summary.last_loss = loss;
+      summary.losses.push_back(loss);
       total_times.compute += window_times.compute;
       total_times.comm += window_times.comm;
+      total_times.grad_wait += window_times.grad_wait;
       total_times.optim += window_times.optim;
       total_times.data += window_times.data;
       window = LossSums{};
@@ -282,14 +397,17 @@ TrainSummary Trainer::run() {
     }
     const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
     if (eval_now) {
+      if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
       EvalResult e = evaluate();
+      if (reporter_) reporter_->on_phase(WorkerPhase::kTraining);
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} samples)",
+        KILN_LOG_INFO("train", "eval at step {}: loss {:.4f} | accuracy {:.2f}% ({} predictions)",
                       done, e.loss, 100 * e.accuracy, e.count);
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
+    checkpointer_->after_step(train_progress(done), /*force=*/r.stop || r.checkpoint_now);
     if (r.stop) {
       summary.stopped_early = true;
       KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);
@@ -297,8 +415,16 @@ TrainSummary Trainer::run() {
     }
   }
 
+  checkpointer_->finish(train_progress(done));
   summary.skipped = total_skips_;
+  summary.compute_s = total_times.compute;
+  summary.comm_wait_s = total_times.comm;
+  summary.grad_wait_s = total_times.grad_wait;
+  summary.optim_s = total_times.optim;
+  summary.data_s = total_times.data;
+  if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
   summary.eval = evaluate();
+  if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);
@@ -311,11 +437,13 @@ TrainSummary Trainer::run() {
                      {"final", true}});
     const double per = 1000.0 / std::max<int64_t>(1, steps_run);
     KILN_LOG_INFO("train", "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
-                  "{:.1f}, comm wait {:.1f}, optim {:.1f}, data {:.1f}) | final train loss {:.4f} "
-                  "| test loss {:.4f} | test accuracy {:.2f}% | skipped steps {}",
+                  "{:.1f}, comm wait {:.1f} of which gradients {:.1f}, optim {:.1f}, data {:.1f}) "
+                  "| final train loss {:.4f} | test loss {:.4f} | test accuracy {:.2f}% | "
+                  "skipped steps {}",
                   steps_run, format_duration(summary.seconds), summary.samples_per_s,
                   summary.seconds * per, total_times.compute * per, total_times.comm * per,
-                  total_times.optim * per, total_times.data * per, summary.last_loss,
+                  total_times.grad_wait * per, total_times.optim * per, total_times.data * per,
+                  summary.last_loss,
                   summary.eval.loss, 100 * summary.eval.accuracy, summary.skipped);
   }
   return summary;

@@ -1,6 +1,7 @@
-// The training loop of one rank: micro-batches from the global sample order, forward/backward,
-// gradient synchronisation, a per-step control all-reduce so every rank acts alike, the
-// optimizer, evaluation, metrics and progress.
+// The training loop of one rank: micro-batches from the global sample order, forward/backward
+// with the gradient all-reduce overlapped (GradSync), a per-step control all-reduce so every
+// rank acts alike, the optimizer, evaluation, metrics and progress. Ranks agree on the config,
+// model, bucket plan and dataset before the first collective that moves tensors.
 #pragma once
 
 #include <atomic>
@@ -8,10 +9,13 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/grad_sync.h"
 #include "core/config.h"
 #include "core/data/dataset.h"
 #include "core/data/sampler.h"
+#include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
+#include "launcher/reporter.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
 
@@ -31,6 +35,12 @@ struct TrainSummary {
   EvalResult eval;
   double seconds = 0;
   double samples_per_s = 0;
+  // Mean training loss of each logging window, in order (the loss curve; the same on all ranks).
+  std::vector<double> losses;
+  // Totals over the run: compute (forward/backward), communication the step waited for after
+  // backward (gradient buckets and the control all-reduce), optimizer, data loading.
+  double compute_s = 0, comm_wait_s = 0, optim_s = 0, data_s = 0;
+  double grad_wait_s = 0;  // the part of comm_wait_s spent on gradient buckets
 };
 
 // Set by signal handlers; checked at every step boundary through the control all-reduce.
@@ -40,25 +50,36 @@ class Trainer {
  public:
   Trainer(const Config& cfg, Communicator& comm);
   ~Trainer();
+  // Loads the checkpoint --resume names ("auto", "none" or a path) before run().
+  void resume(const std::string& spec);
   TrainSummary run();
   EvalResult evaluate();
 
   Model& model() { return *model_; }
   int64_t accumulation() const { return accum_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  Checkpointer& checkpointer() { return *checkpointer_; }
+  const GradSync& grad_sync() const { return *grad_sync_; }
 
  private:
   struct StepTimes {
     double data = 0, compute = 0, comm = 0, optim = 0;
+    double grad_wait = 0;  // the part of comm spent waiting for gradient buckets
   };
   struct StepOutcome {
     LossSums sums;
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    bool checkpoint_now = false;  // the coordinator asked; every rank agrees
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
+  TrainProgress train_progress(int64_t steps_done) const;
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
+  void agree_at_start();
+  // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
+  void apply_coordinator_action();
 
   Config cfg_;
   Communicator& comm_;
@@ -67,7 +88,11 @@ class Trainer {
   std::unique_ptr<GlobalSampler> sampler_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<GradSync> grad_sync_;
+  double plan_tag_ = 0;  // a 20-bit fingerprint of the bucket plan, checked every step
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Reporter> reporter_;  // null without coordinator.address
+  PendingAction action_;                // this rank's view at the current step
   int64_t accum_ = 1;
   int64_t cursor_ = 0;  // training samples consumed (global stream position)
   int64_t consecutive_skips_ = 0;
@@ -77,6 +102,9 @@ class Trainer {
   Tensor x_host_, y_host_;
   MicroBatch batch_;
   Tensor control_;  // f64 on the host: the per-step control all-reduce
+  int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
+  // Last member: destroyed first, since its writer thread reads the model and optimizer.
+  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 // Checks that the global batch splits over `world` ranks; the error names the world sizes that

@@ -31,6 +31,35 @@ void init_uniform_fan_in(ParamStore& store, int id, int64_t fan_in, uint64_t see
   }
 }
 
+namespace {
+
+// Fills parameter `id` with values from `draw`, in its dtype.
+template <typename Draw>
+void fill_param(ParamStore& store, int id, Draw&& draw) {
+  const ParamInfo& info = store.infos().at(id);
+  Tensor p = store.param(id);
+  if (p.dtype() == DType::f64) {
+    std::vector<double> v(static_cast<size_t>(info.numel));
+    for (double& x : v) x = draw();
+    p.copy_from(Tensor::from_vector(v, info.shape));
+  } else {
+    std::vector<float> v(static_cast<size_t>(info.numel));
+    for (float& x : v) x = static_cast<float>(draw());
+    p.copy_from(Tensor::from_vector(v, info.shape));
+  }
+}
+
+}  // namespace
+
+void init_normal(ParamStore& store, int id, double std, uint64_t seed) {
+  Rng rng(seed, xxh3_64(store.infos().at(id).name));
+  fill_param(store, id, [&] { return std * rng.normal(); });
+}
+
+void init_constant(ParamStore& store, int id, double value) {
+  fill_param(store, id, [&] { return value; });
+}
+
 // ---- Linear ---------------------------------------------------------------------------------
 
 void Linear::declare(ParamStore& store, const std::string& prefix) {

@@ -60,6 +60,10 @@ class Layer {
 // PyTorch's default initialisation of Linear and Conv2d: weight and bias uniform in
 // +-1/sqrt(fan_in), drawn from a stream keyed by the parameter's name (layout-independent).
 void init_uniform_fan_in(ParamStore& store, int id, int64_t fan_in, uint64_t seed);
+// Normal(0, std) values from a stream keyed by the parameter's name (GPT-2's initialisation).
+void init_normal(ParamStore& store, int id, double std, uint64_t seed);
+// Every element set to `value` (biases 0, layer-norm gains 1).
+void init_constant(ParamStore& store, int id, double value);
 
 class Linear final : public Layer {
  public:

@@ -5,6 +5,7 @@ namespace kiln {
 
 std::unique_ptr<Model> make_mlp(const Config& cfg, const ModelSpec& spec);
 std::unique_ptr<Model> make_cnn(const Config& cfg, const ModelSpec& spec);
+std::unique_ptr<Model> make_gpt(const Config& cfg, const ModelSpec& spec);
 
 namespace {
 
@@ -17,6 +18,7 @@ const std::vector<Entry>& entries() {
   static const std::vector<Entry> table = {
       {"mlp", &make_mlp},
       {"cnn", &make_cnn},
+      {"gpt", &make_gpt},
   };
   return table;
 }

@@ -40,11 +40,11 @@ class AdamW final : public Optimizer {
       Tensor p = store.params().view(s.begin, n), g = store.grads().view(s.begin, n);
       Tensor m = m_.view(s.begin, n), v = v_.view(s.begin, n);
       AdamWArgs a;
-      a.lr = static_cast<float>(lr);
-      a.beta1 = static_cast<float>(cfg_.beta1);
-      a.beta2 = static_cast<float>(cfg_.beta2);
-      a.eps = static_cast<float>(cfg_.eps);
-      a.weight_decay = s.decay ? static_cast<float>(cfg_.weight_decay) : 0.0f;
+      a.lr = lr;
+      a.beta1 = cfg_.beta1;
+      a.beta2 = cfg_.beta2;
+      a.eps = cfg_.eps;
+      a.weight_decay = s.decay ? cfg_.weight_decay : 0.0;
       a.step = steps_;
       a.grad_scale = grad_scale;
       ops.adamw_step(p, g, m, v, a);

@@ -15,6 +15,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   # coordinator
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev libssl-dev
+  openssl  # test certificates for the coordinator's TLS tests
   # data shipped as packages
   dataset-fashion-mnist bible-kjv
   # parity tests, peer benchmarks and plots (never a runtime dependency)

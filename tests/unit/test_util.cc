@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/rng.h"
@@ -24,6 +25,13 @@ Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo, 
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(rng.uniform(lo, hi));
   }
   return t;
+}
+
+Tensor random_labels(int64_t n, int64_t classes, uint64_t seed) {
+  Rng rng(seed, 91);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int32_t& x : v) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(classes)));
+  return Tensor::from_vector(v, Shape{n});
 }
 
 std::vector<double> as_doubles(const Tensor& t) {
@@ -59,7 +67,8 @@ std::vector<double> as_doubles(const Tensor& t) {
   for (size_t i = 0; i < a.size(); ++i) {
     const double err = std::fabs(a[i] - r[i]);
     const double allowed = atol + rtol * std::fabs(r[i]);
-    if (err > allowed || (std::isnan(r[i]) != std::isnan(a[i]))) bad.push_back({err / (allowed + 1e-300), i});
+    if (err > allowed || (std::isnan(r[i]) != std::isnan(a[i])))
+      bad.push_back({err / (allowed + 1e-300), i});
   }
   if (bad.empty()) return ::testing::AssertionSuccess();
   std::sort(bad.rbegin(), bad.rend());
@@ -91,6 +100,36 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not found in:\n" << text;
+}
+
+std::string error_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "expected a kiln::Error, nothing was thrown";
+  return "";
+}
+
+ScopedEnv::ScopedEnv(const std::string& name, std::optional<std::string> value) : name_(name) {
+  if (const char* old = std::getenv(name.c_str())) saved_ = old;
+  if (value)
+    setenv(name.c_str(), value->c_str(), 1);
+  else
+    unsetenv(name.c_str());
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (saved_)
+    setenv(name_.c_str(), saved_->c_str(), 1);
+  else
+    unsetenv(name_.c_str());
 }
 
 int run_command(const std::string& command, std::string* output) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,8 @@ namespace kiln::test {
 // Uniform values in [lo, hi) from (seed), as a CPU tensor of `dtype` (f32 or f64).
 Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0,
                      double hi = 1.0);
+// n class labels uniform in [0, classes), as a CPU i32 tensor, from (seed).
+Tensor random_labels(int64_t n, int64_t classes, uint64_t seed);
 // Values of a CPU float tensor as doubles.
 std::vector<double> as_doubles(const Tensor& t);
 
@@ -35,6 +39,26 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Success when `text` contains `part`; the failure shows both.
+::testing::AssertionResult contains(const std::string& text, const std::string& part);
+
+// The message of the kiln::Error that `fn` throws; adds a test failure and returns "" when it
+// throws nothing.
+std::string error_message(const std::function<void()>& fn);
+
+// Sets an environment variable (or unsets it, for nullopt) until the object goes.
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, std::optional<std::string> value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> saved_;
 };
 
 // Runs a shell command, returns its exit status and (stdout+stderr) output.

@@ -35,6 +35,10 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
 }
 
 // Samples per chunk so that the im2col matrix stays within ~24 MiB.
+// Below this many elements a loop runs on one thread: waking the others costs more, and far
+// more when the cores are shared with other processes.
+constexpr int64_t kParallelMin = 1 << 15;
+
 int64_t chunk_samples(const Geometry& g, size_t elem) {
   const int64_t budget = (24 << 20) / static_cast<int64_t>(elem);
   int64_t per_sample = std::max<int64_t>(1, g.ckk() * g.hw_out());
@@ -45,7 +49,7 @@ int64_t chunk_samples(const Geometry& g, size_t elem) {
 template <typename T>
 void im2col(const T* x, const Geometry& g, int64_t s, T* col) {
   const int64_t cols = s * g.hw_out();
-#pragma omp parallel for
+#pragma omp parallel for if (g.ckk() * cols > kParallelMin)
   for (int64_t r = 0; r < g.ckk(); ++r) {
     const int64_t c = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
     T* dst_row = col + r * cols;
@@ -82,7 +86,7 @@ void im2col(const T* x, const Geometry& g, int64_t s, T* col) {
 template <typename T>
 void col2im(const T* dcol, const Geometry& g, int64_t s, T* dx) {
   const int64_t cols = s * g.hw_out();
-#pragma omp parallel for
+#pragma omp parallel for if (g.ckk() * cols > kParallelMin)
   for (int64_t sc = 0; sc < s * g.c; ++sc) {
     const int64_t si = sc / g.c, c = sc % g.c;
     T* plane = dx + sc * g.h * g.w;
@@ -118,17 +122,6 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
   }
 }
 
-}  // namespace
-
-template <typename T>
-T* CpuOps::scratch(size_t elems) {
-  size_t slots = (elems * sizeof(T) + sizeof(double) - 1) / sizeof(double);
-  if (scratch_.size() < slots) scratch_.resize(slots);
-  return reinterpret_cast<T*>(scratch_.data());
-}
-
-namespace {
-
 template <typename T, typename Scratch>
 void conv_fwd(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, const Geometry& g,
               Scratch&& scratch) {
@@ -145,7 +138,7 @@ void conv_fwd(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, cons
     im2col<T>(xp + n0 * g.c * g.h * g.w, g, s, col);
     gemm<T>(false, false, g.o, s * hw, g.ckk(), wp, g.ckk(), col, s * hw, T(0), out, s * hw);
     // (O, s, hw) -> (s, O, hw), adding the bias on the way.
-#pragma omp parallel for
+#pragma omp parallel for if (s * g.o * hw > kParallelMin)
     for (int64_t so = 0; so < s * g.o; ++so) {
       const int64_t si = so / g.o, o = so % g.o;
       const T* src = out + o * s * hw + si * hw;
@@ -173,7 +166,7 @@ void conv_bwd(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Te
   for (int64_t n0 = 0; n0 < g.n; n0 += S) {
     const int64_t s = std::min(S, g.n - n0);
     // (s, O, hw) -> (O, s, hw); the bias gradient is the sum of each output plane.
-#pragma omp parallel for
+#pragma omp parallel for if (s * g.o * hw > kParallelMin)
     for (int64_t o = 0; o < g.o; ++o) {
       T acc = 0;
       for (int64_t si = 0; si < s; ++si) {

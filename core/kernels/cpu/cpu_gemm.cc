@@ -18,11 +18,6 @@ void check_float(const Tensor& t, const char* what) {
              "{}: the CPU kernels take f32 or f64, got {}", what, dtype_name(t.dtype()));
 }
 
-}  // namespace cpu
-
-namespace {
-
-// c (m, n) = alpha * op(a) @ op(b) + beta * c for row-major operands with leading dimensions.
 template <typename T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
@@ -35,6 +30,17 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     cblas_dgemm(CblasRowMajor, TA, TB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 }
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t);
+
+}  // namespace cpu
+
+namespace {
+
+using cpu::gemm;
 
 template <typename T>
 void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) {

@@ -1,6 +1,7 @@
 // CPU softmax cross-entropy fused with its gradient.
 #include <cmath>
 
+#include "core/kernels/cpu/cpu_math.h"
 #include "core/kernels/cpu/cpu_ops.h"
 
 namespace kiln {
@@ -29,16 +30,22 @@ void xent(const T* logits, const int32_t* labels, T* dlogits, int64_t n, int64_t
       }
     }
     T sum = 0;
-    for (int64_t j = 0; j < c; ++j) sum += std::exp(z[j] - zmax);
+    // The exponentials go to dlogits (when asked for) so they are computed once.
+    if (dlogits) {
+      T* d = dlogits + r * c;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < c; ++j) sum += (d[j] = cpu::exp_approx(z[j] - zmax));
+      const T k = scale / sum;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) d[j] *= k;
+      d[y] -= scale;
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < c; ++j) sum += cpu::exp_approx(z[j] - zmax);
+    }
     const T lse = zmax + std::log(sum);
     loss += static_cast<double>(lse - z[y]);
     correct += (arg == y) ? 1.0 : 0.0;
-    if (dlogits) {
-      T* d = dlogits + r * c;
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < c; ++j) d[j] = std::exp(z[j] - zmax) * inv * scale;
-      d[y] -= scale;
-    }
   }
   KILN_CHECK(bad_label < 0, "label {} of row {} is outside [0, {})", labels[bad_label], bad_label,
              c);

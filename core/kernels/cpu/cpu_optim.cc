@@ -24,18 +24,21 @@ void CpuOps::adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
   float* vp = v.data<float>();
   // PyTorch's AdamW: decay, moments, bias-corrected step (same operation order, for parity).
   // The scalars are computed in double, as Python computes them, then rounded once.
-  const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(a.beta2), static_cast<double>(a.step));
-  const float step_size = static_cast<float>(static_cast<double>(a.lr) / bc1);
+  const double bc1 = 1.0 - std::pow(a.beta1, static_cast<double>(a.step));
+  const double bc2 = 1.0 - std::pow(a.beta2, static_cast<double>(a.step));
+  const float step_size = static_cast<float>(a.lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float decay = static_cast<float>(1.0 - static_cast<double>(a.lr) * a.weight_decay);
-  const float b1 = a.beta1, b2 = a.beta2, eps = a.eps, gs = a.grad_scale;
+  const float decay = static_cast<float>(1.0 - a.lr * a.weight_decay);
+  const float b1 = static_cast<float>(a.beta1), b2 = static_cast<float>(a.beta2);
+  const float one_minus_b1 = static_cast<float>(1.0 - a.beta1);
+  const float one_minus_b2 = static_cast<float>(1.0 - a.beta2);
+  const float eps = static_cast<float>(a.eps), gs = a.grad_scale;
 #pragma omp parallel for simd if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * gs;
     const float pi = p[i] * decay;
-    const float mi = mp[i] * b1 + gi * (1.0f - b1);
-    const float vi = vp[i] * b2 + (1.0f - b2) * gi * gi;
+    const float mi = mp[i] * b1 + gi * one_minus_b1;
+    const float vi = vp[i] * b2 + one_minus_b2 * gi * gi;
     mp[i] = mi;
     vp[i] = vi;
     p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);

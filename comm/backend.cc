@@ -1,0 +1,57 @@
+// The backend choice: launcher detection and the factory.
+#include "comm/backend.h"
+
+#include <cstdlib>
+
+#include "core/log.h"
+#ifdef KILN_WITH_MPI
+#include "comm/mpi_communicator.h"
+#endif
+
+namespace kiln {
+
+std::string mpi_launcher_variable() {
+  // Read directly rather than through core/env: these belong to the launchers, not to Kiln.
+  // Open MPI's mpirun, MPICH's hydra and PMIx-based launchers (srun --mpi=pmix) each set one.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    const char* v = std::getenv(name);
+    if (v && *v) return fmt::format("{}={}", name, v);
+  }
+  return "";
+}
+
+bool mpi_available() {
+#ifdef KILN_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_communicator(const Config& cfg) {
+  const std::string& backend = cfg.comm.backend;
+  KILN_CHECK(backend != "nccl",
+             "{} = nccl: the NCCL backend is not part of this build yet; use "
+             "auto or mpi",
+             cfg.where("comm.backend"));
+  const std::string launcher = mpi_launcher_variable();
+  const bool want_mpi = backend == "mpi" || (backend == "auto" && !launcher.empty());
+  if (!want_mpi) {
+    KILN_LOG_DEBUG("comm", "no MPI launcher in the environment: a world of one");
+    return make_self_communicator();
+  }
+#ifdef KILN_WITH_MPI
+  MpiOptions options;
+  options.timeout_s = cfg.comm.timeout_s;
+  return make_mpi_communicator(options);
+#else
+  KILN_FAIL(
+      "{} needs MPI{}, but this kiln was built without it (KILN_WITH_MPI off): install "
+      "openmpi-bin and libopenmpi-dev (scripts/setup.sh) and rebuild, or run without "
+      "mpirun",
+      backend == "mpi" ? cfg.where("comm.backend") : std::string("this run"),
+      launcher.empty() ? "" : " (started by an MPI launcher: " + launcher + ")");
+#endif
+}
+
+}  // namespace kiln

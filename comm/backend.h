@@ -1,0 +1,25 @@
+// Picks the communicator backend at run time from comm.backend (DESIGN decision 4):
+//   auto  MPI when the process was started by an MPI launcher (mpirun, srun), else a world of
+//         one without touching MPI, so `kiln train` runs as a plain program;
+//   mpi   MPI always (a plain start is an MPI singleton, a world of one);
+//   nccl  not built yet.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+#include "core/config.h"
+
+namespace kiln {
+
+std::unique_ptr<Communicator> make_communicator(const Config& cfg);
+
+// The environment variable an MPI launcher set for this process ("OMPI_COMM_WORLD_SIZE=2"),
+// or "" when none did.
+std::string mpi_launcher_variable();
+
+// True when this build has the MPI backend (KILN_WITH_MPI).
+bool mpi_available();
+
+}  // namespace kiln

@@ -1,0 +1,138 @@
+// The MPI backend's comm thread: queue, completion handles, and adaptive progress.
+#include "comm/mpi_comm_thread.h"
+
+#include "comm/mpi_check.h"
+
+namespace kiln {
+
+namespace {
+
+// Completion of one queued collective, shared by the comm thread and its Work handle.
+struct WorkState {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> done{false};
+  std::string error;  // set when the collective failed
+};
+
+class MpiWork final : public Work {
+ public:
+  MpiWork(std::shared_ptr<WorkState> s, CommThread::Waiters* waiters)
+      : s_(std::move(s)), waiters_(waiters) {}
+  bool test() override { return s_->done.load(std::memory_order_acquire); }
+  void wait() override {
+    if (!test()) {
+      // Tell the comm thread that someone now waits, so it stops sparing the CPU.
+      {
+        std::lock_guard<std::mutex> lock(waiters_->mu);
+        waiters_->count.fetch_add(1, std::memory_order_relaxed);
+      }
+      waiters_->arrived.notify_all();
+      {
+        std::unique_lock<std::mutex> lock(s_->mu);
+        s_->cv.wait(lock, [&] { return s_->done.load(std::memory_order_acquire); });
+      }
+      waiters_->count.fetch_sub(1, std::memory_order_relaxed);
+    }
+    KILN_CHECK(s_->error.empty(), "{}", s_->error);
+  }
+
+ private:
+  std::shared_ptr<WorkState> s_;
+  CommThread::Waiters* waiters_;
+};
+
+}  // namespace
+
+struct CommThread::Task {
+  std::function<void()> run;
+  std::shared_ptr<WorkState> state;
+  const char* op = "";
+  uint64_t seq = 0;
+  CollectiveTag tag;
+};
+
+CommThread::CommThread(double timeout_s, Watchdog::Expired on_expire,
+                       std::chrono::microseconds poll)
+    : poll_(poll), watchdog_(std::make_unique<Watchdog>(timeout_s, std::move(on_expire))) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+CommThread::~CommThread() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  watchdog_.reset();
+}
+
+std::unique_ptr<Work> CommThread::enqueue(const char* op, const CollectiveTag& tag,
+                                          std::function<void()> run) {
+  auto task = std::make_unique<Task>();
+  task->run = std::move(run);
+  task->state = std::make_shared<WorkState>();
+  task->op = op;
+  task->tag = tag;
+  auto work = std::make_unique<MpiWork>(task->state, &waiters_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    task->seq = next_seq_++;
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return work;
+}
+
+void CommThread::mpi(bool background, const std::function<int()>& blocking,
+                     const std::function<int(MPI_Request*)>& start) {
+  if (!background) {
+    KILN_MPI_CHECK(blocking());
+    return;
+  }
+  MPI_Request req = MPI_REQUEST_NULL;
+  KILN_MPI_CHECK(start(&req));
+  for (;;) {
+    int done = 0;
+    KILN_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    std::unique_lock<std::mutex> lock(waiters_.mu);
+    // Sleeps one poll period, or until a thread starts waiting for this collective.
+    if (waiters_.arrived.wait_for(lock, poll_, [&] { return waiters_.count.load() > 0; })) {
+      lock.unlock();
+      KILN_MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
+      return;
+    }
+  }
+}
+
+void CommThread::loop() {
+  for (;;) {
+    std::unique_ptr<Task> task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything issued has run
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    watchdog_->arm(describe_collective(task->op, task->seq, task->tag));
+    std::string error;
+    try {
+      task->run();
+    } catch (const std::exception& e) {
+      error = fmt::format("{} failed: {}", describe_collective(task->op, task->seq, task->tag),
+                          e.what());
+    }
+    watchdog_->disarm();
+    {
+      std::lock_guard<std::mutex> lock(task->state->mu);
+      task->state->error = std::move(error);
+      task->state->done.store(true, std::memory_order_release);
+    }
+    task->state->cv.notify_all();
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,73 @@
+// Internal to the MPI backend: the comm thread that runs one communicator's collectives in issue
+// order, under the watchdog, and how it drives MPI. Open MPI makes progress on a collective
+// only inside MPI calls and busy-polls while it waits, which on a CPU takes cycles from the
+// computation that overlap is meant to hide communication behind. So:
+//  - a collective tagged `background` (a gradient bucket issued during backward) is started
+//    non-blocking and tested every KILN_MPI_POLL_US, the thread sleeping in between, so that
+//    waiting for a slower rank costs no CPU; once a thread blocks in Work::wait() for it, the
+//    rest runs hot (MPI_Wait);
+//  - any other collective runs as the blocking MPI call (the caller waits for it anyway).
+// The choice follows the tag, never local timing: MPI does not match a blocking collective on
+// one rank with a non-blocking one on another.
+//
+// Thread safety: enqueue from the issuing thread; Work handles are waited on from any thread and
+// must not outlive the CommThread.
+#pragma once
+
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "comm/watchdog.h"
+
+namespace kiln {
+
+class CommThread {
+ public:
+  CommThread(double timeout_s, Watchdog::Expired on_expire, std::chrono::microseconds poll);
+  // Runs what was issued to completion (every rank issued it too), then stops.
+  ~CommThread();
+  CommThread(const CommThread&) = delete;
+  CommThread& operator=(const CommThread&) = delete;
+
+  // Queues `run` (executed on the comm thread; it calls mpi() for each MPI operation).
+  std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag,
+                                std::function<void()> run);
+  // From inside a queued task: one MPI operation given as its blocking call and its
+  // non-blocking start, run as described above; returns when it has completed. Throws
+  // kiln::Error on an MPI error.
+  void mpi(bool background, const std::function<int()>& blocking,
+           const std::function<int(MPI_Request*)>& start);
+
+  // Threads blocked in Work::wait() on this thread's collectives.
+  struct Waiters {
+    std::atomic<int> count{0};
+    std::mutex mu;
+    std::condition_variable arrived;
+  };
+
+ private:
+  struct Task;
+  void loop();
+
+  const std::chrono::microseconds poll_;
+  Waiters waiters_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Task>> queue_;
+  uint64_t next_seq_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kiln
