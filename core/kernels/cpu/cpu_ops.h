@@ -52,6 +52,7 @@ class CpuOps final : public Ops {
   double sum_squares(const Tensor& x) override;
   void scale(Tensor& x, double alpha) override;
   bool all_finite(const Tensor& x) override;
+  void cast(const Tensor& src, Tensor& dst, bool accumulate) override;
 
  private:
   // Scratch for im2col, attention scores and per-thread partial sums; grows to the largest

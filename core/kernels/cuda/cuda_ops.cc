@@ -24,6 +24,7 @@ CudaOps::CudaOps(CudaDevice& device, cudaStream_t stream) : device_(device), str
 }
 
 CudaOps::~CudaOps() {
+  if (kv_acc_) cudaFree(kv_acc_);
   cudaFree(scalars_);
   cudaFreeHost(host_scalars_);
   cudaFree(flag_);
@@ -233,6 +234,120 @@ bool CudaOps::all_finite(const Tensor& x) {
   KILN_CUDA_CHECK(cudaMemcpyAsync(&host, flag_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
   KILN_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return host == 0;
+}
+
+void CudaOps::cast(const Tensor& src, Tensor& dst, bool accumulate) {
+  check_gpu_float(src, "cast");
+  check_gpu_float(dst, "cast");
+  KILN_CHECK(src.numel() == dst.numel(), "cast: {} elements into {}", src.numel(), dst.numel());
+  cuda::convert(src.dtype(), src.raw(), dst.dtype(), dst.raw(), src.numel(), accumulate, stream_);
+}
+
+void CudaOps::embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
+                                Tensor& y) {
+  KILN_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32 && wte.ndim() == 2 &&
+                 wpe.ndim() == 2 && wte.dim(1) == wpe.dim(1) && tokens.dim(1) <= wpe.dim(0) &&
+                 y.numel() == tokens.numel() * wte.dim(1) && y.dtype() == wte.dtype() &&
+                 wpe.dtype() == wte.dtype(),
+             "embedding_forward: tokens {}, wte {}, wpe {}, y {}", tokens.shape().str(),
+             wte.shape().str(), wpe.shape().str(), y.shape().str());
+  check_gpu_float(wte, "embedding_forward");
+  cuda::embedding_forward(wte.dtype(), tokens.data<int32_t>(), wte.raw(), wpe.raw(), y.raw(),
+                          tokens.dim(0), tokens.dim(1), wte.dim(1), stream_);
+}
+
+void CudaOps::embedding_backward(const Tensor& tokens, const Tensor& dy, Tensor& dwte,
+                                 Tensor& dwpe) {
+  KILN_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32 && dwte.ndim() == 2 &&
+                 dwpe.ndim() == 2 && dwte.dim(1) == dwpe.dim(1) &&
+                 tokens.dim(1) <= dwpe.dim(0) && dy.numel() == tokens.numel() * dwte.dim(1) &&
+                 dwte.dtype() == dwpe.dtype(),
+             "embedding_backward: tokens {}, dy {}, dwte {}, dwpe {}", tokens.shape().str(),
+             dy.shape().str(), dwte.shape().str(), dwpe.shape().str());
+  check_gpu_float(dy, "embedding_backward");
+  check_gpu_float(dwte, "embedding_backward");
+  cuda::embedding_backward(dy.dtype(), dwte.dtype(), tokens.data<int32_t>(), dy.raw(), dwte.raw(),
+                           dwpe.raw(), tokens.dim(0), tokens.dim(1), dwte.dim(1), stream_);
+}
+
+void CudaOps::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                                Tensor& mean, Tensor& rstd, float eps) {
+  const int64_t C = x.ndim() ? x.dim(-1) : 0, N = C ? x.numel() / C : 0;
+  KILN_CHECK(w.numel() == C && b.numel() == C && y.numel() == x.numel() && mean.numel() == N &&
+                 rstd.numel() == N && w.dtype() == x.dtype() && y.dtype() == x.dtype() &&
+                 mean.dtype() == x.dtype() && rstd.dtype() == x.dtype(),
+             "layernorm_forward: x {}, w {}, y {}, mean {}", x.shape().str(), w.shape().str(),
+             y.shape().str(), mean.shape().str());
+  check_gpu_float(x, "layernorm_forward");
+  cuda::layernorm_forward(x.dtype(), x.raw(), w.raw(), b.raw(), y.raw(), mean.raw(), rstd.raw(), N,
+                          C, eps, stream_);
+}
+
+void CudaOps::layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean,
+                                 const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dw,
+                                 Tensor& db, bool accumulate_dx) {
+  const int64_t C = x.ndim() ? x.dim(-1) : 0, N = C ? x.numel() / C : 0;
+  KILN_CHECK(w.numel() == C && dw.numel() == C && db.numel() == C && dy.numel() == x.numel() &&
+                 dx.numel() == x.numel() && mean.numel() == N && rstd.numel() == N &&
+                 dx.dtype() == x.dtype() && dy.dtype() == x.dtype() && dw.dtype() == db.dtype(),
+             "layernorm_backward: x {}, dy {}, dx {}, dw {}", x.shape().str(), dy.shape().str(),
+             dx.shape().str(), dw.shape().str());
+  check_gpu_float(x, "layernorm_backward");
+  check_gpu_float(dw, "layernorm_backward");
+  cuda::layernorm_backward(x.dtype(), dw.dtype(), x.raw(), w.raw(), mean.raw(), rstd.raw(),
+                           dy.raw(), dx.raw(), dw.raw(), db.raw(), N, C, accumulate_dx, stream_);
+}
+
+namespace {
+struct AttnDims {
+  int64_t B, T, C;
+};
+AttnDims attention_dims(const Tensor& qkv, const Tensor& out, const Tensor& lse, int64_t n_head,
+                        const char* what) {
+  KILN_CHECK(qkv.ndim() == 3 && qkv.dim(2) % 3 == 0 && n_head >= 1 &&
+                 (qkv.dim(2) / 3) % n_head == 0,
+             "{}: qkv {} must be (B, T, 3C) with C divisible by {} heads", what,
+             qkv.shape().str(), n_head);
+  AttnDims d{qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3};
+  KILN_CHECK(out.numel() == d.B * d.T * d.C && lse.numel() == d.B * n_head * d.T &&
+                 out.dtype() == qkv.dtype() && lse.dtype() == qkv.dtype(),
+             "{}: out {} or lse {} do not match qkv {}", what, out.shape().str(),
+             lse.shape().str(), qkv.shape().str());
+  KILN_CHECK(d.T <= 8192, "{}: T = {} exceeds the 8192 positions the CUDA attention kernel keeps "
+             "in shared memory", what, d.T);
+  return d;
+}
+}  // namespace
+
+void CudaOps::attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) {
+  AttnDims d = attention_dims(qkv, out, lse, n_head, "attention_forward");
+  check_gpu_float(qkv, "attention_forward");
+  cuda::attention_forward(qkv.dtype(), qkv.raw(), out.raw(), lse.raw(), d.B, d.T, d.C, n_head,
+                          stream_);
+}
+
+void CudaOps::attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                                 const Tensor& dout, Tensor& dqkv, int64_t n_head) {
+  AttnDims d = attention_dims(qkv, out, lse, n_head, "attention_backward");
+  check_same(out, dout, "attention_backward");
+  check_same(qkv, dqkv, "attention_backward");
+  check_gpu_float(qkv, "attention_backward");
+  const size_t need = static_cast<size_t>(d.B * d.T * 2 * d.C);
+  if (need > kv_acc_elems_) {
+    if (kv_acc_) KILN_CUDA_CHECK(cudaFree(kv_acc_));
+    kv_acc_ = nullptr;
+    KILN_CUDA_CHECK(cudaMalloc(&kv_acc_, need * sizeof(float)));
+    kv_acc_elems_ = need;
+  }
+  cuda::attention_backward(qkv.dtype(), qkv.raw(), out.raw(), lse.raw(), dout.raw(), dqkv.raw(),
+                           kv_acc_, d.B, d.T, d.C, n_head, stream_);
+}
+
+void CudaOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
+  check_same(a, b, "add");
+  check_same(a, y, "add");
+  check_gpu_float(a, "add");
+  cuda::add(a.dtype(), a.raw(), b.raw(), y.raw(), a.numel(), stream_);
 }
 
 }  // namespace kiln

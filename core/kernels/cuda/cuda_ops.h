@@ -43,12 +43,26 @@ class CudaOps final : public Ops {
   void dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx, float p) override;
   void softmax_xent(const Tensor& logits, const Tensor& labels, Tensor* dlogits, float grad_scale,
                     Tensor& stats) override;
+  void embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
+                         Tensor& y) override;
+  void embedding_backward(const Tensor& tokens, const Tensor& dy, Tensor& dwte,
+                          Tensor& dwpe) override;
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
+                         Tensor& mean, Tensor& rstd, float eps) override;
+  void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                          const Tensor& dy, Tensor& dx, Tensor& dw, Tensor& db,
+                          bool accumulate_dx) override;
+  void attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) override;
+  void attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                          const Tensor& dout, Tensor& dqkv, int64_t n_head) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& y) override;
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                   const AdamWArgs& args) override;
   void sgd_step(Tensor& param, const Tensor& grad, Tensor& buf, const SgdArgs& args) override;
   double sum_squares(const Tensor& x) override;
   void scale(Tensor& x, double alpha) override;
   bool all_finite(const Tensor& x) override;
+  void cast(const Tensor& src, Tensor& dst, bool accumulate) override;
 
  private:
   CudaDevice& device_;
@@ -58,6 +72,8 @@ class CudaOps final : public Ops {
   double* scalars_ = nullptr;       // device f64[2] for reductions
   double* host_scalars_ = nullptr;  // pinned copy
   int32_t* flag_ = nullptr;         // device i32[1]
+  float* kv_acc_ = nullptr;         // attention backward's f32 key/value gradient scratch
+  size_t kv_acc_elems_ = 0;
 };
 
 }  // namespace kiln

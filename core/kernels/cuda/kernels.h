@@ -57,3 +57,26 @@ void convert(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, 
              cudaStream_t s);
 
 }  // namespace kiln::cuda
+
+namespace kiln::cuda {
+
+// Transformer ops (see core/ops.h for the contracts). Gradients of parameters (dwte, dwpe, dw,
+// db) may be f32 while the activations are 16-bit.
+void embedding_forward(DType dt, const int32_t* tokens, const void* wte, const void* wpe, void* y,
+                       int64_t B, int64_t T, int64_t C, cudaStream_t s);
+void embedding_backward(DType dt, DType gdt, const int32_t* tokens, const void* dy, void* dwte,
+                        void* dwpe, int64_t B, int64_t T, int64_t C, cudaStream_t s);
+void layernorm_forward(DType dt, const void* x, const void* w, const void* b, void* y, void* mean,
+                       void* rstd, int64_t N, int64_t C, float eps, cudaStream_t s);
+void layernorm_backward(DType dt, DType gdt, const void* x, const void* w, const void* mean,
+                        const void* rstd, const void* dy, void* dx, void* dw, void* db, int64_t N,
+                        int64_t C, bool accumulate_dx, cudaStream_t s);
+void attention_forward(DType dt, const void* qkv, void* out, void* lse, int64_t B, int64_t T,
+                       int64_t C, int64_t H, cudaStream_t s);
+// kv_acc: f32 scratch of B * T * 2C elements for the key and value gradients.
+void attention_backward(DType dt, const void* qkv, const void* out, const void* lse,
+                        const void* dout, void* dqkv, float* kv_acc, int64_t B, int64_t T,
+                        int64_t C, int64_t H, cudaStream_t s);
+void add(DType dt, const void* a, const void* b, void* y, int64_t n, cudaStream_t s);
+
+}  // namespace kiln::cuda

@@ -8,16 +8,17 @@ namespace kiln::cuda {
 
 namespace {
 
+// 1 - beta is computed in double and rounded once, as the CPU kernel (and PyTorch) do.
 struct AdamScalars {
-  float b1, b2, eps, step_size, bc2_sqrt, decay, gs;
+  float b1, one_minus_b1, b2, one_minus_b2, eps, step_size, bc2_sqrt, decay, gs;
 };
 
 __device__ __forceinline__ void adam_one(float& p, float g, float& m, float& v,
                                          const AdamScalars& a) {
   g *= a.gs;
   p *= a.decay;
-  m = m * a.b1 + g * (1.f - a.b1);
-  v = v * a.b2 + (1.f - a.b2) * g * g;
+  m = m * a.b1 + g * a.one_minus_b1;
+  v = v * a.b2 + a.one_minus_b2 * g * g;
   p = p - a.step_size * m / (sqrtf(v) / a.bc2_sqrt + a.eps);
 }
 
@@ -69,10 +70,11 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const A
   // The scalars exactly as the CPU kernel computes them.
   const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(a.beta2), static_cast<double>(a.step));
-  AdamScalars sc{a.beta1, a.beta2, a.eps, static_cast<float>(static_cast<double>(a.lr) / bc1),
+  AdamScalars sc{static_cast<float>(a.beta1), static_cast<float>(1.0 - a.beta1),
+                 static_cast<float>(a.beta2), static_cast<float>(1.0 - a.beta2),
+                 static_cast<float>(a.eps), static_cast<float>(a.lr / bc1),
                  static_cast<float>(std::sqrt(bc2)),
-                 static_cast<float>(1.0 - static_cast<double>(a.lr) * a.weight_decay),
-                 a.grad_scale};
+                 static_cast<float>(1.0 - a.lr * a.weight_decay), a.grad_scale};
   const bool vec = aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v);
   adamw_kernel<<<blocks_for(n, vec ? 4 : 1), kThreads, 0, s>>>(p, g, m, v, n, vec, sc);
 }
