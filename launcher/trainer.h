@@ -72,6 +72,7 @@ class Trainer {
     bool skipped = false;
     bool stop = false;
     bool checkpoint_now = false;  // the coordinator asked; every rank agrees
+    bool scale_overflow = false;  // fp16: gradients overflowed, update skipped, scale halved
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   TrainProgress train_progress(int64_t steps_done) const;
@@ -82,7 +83,8 @@ class Trainer {
   void apply_coordinator_action();
 
   Config cfg_;
-  Communicator& comm_;
+  Communicator& comm_;                          // host tensors: control, metrics, evaluation
+  std::unique_ptr<Communicator> device_comm_;  // device buffers (NCCL); null on the CPU
   Device* device_ = nullptr;
   DatasetPair data_;
   std::unique_ptr<GlobalSampler> sampler_;
@@ -100,6 +102,13 @@ class Trainer {
 
   std::vector<int64_t> indices_;
   Tensor x_host_, y_host_;
+  Tensor x_stage_;  // float inputs on the device before the cast to the compute dtype
+  // fp16 dynamic loss scaling: halved on overflow, doubled after kLossScaleGrowthSteps good steps.
+  static constexpr double kInitialLossScale = 65536.0;
+  static constexpr int64_t kLossScaleGrowthSteps = 2000;
+  double loss_scale_ = 1.0;
+  int64_t good_scaled_steps_ = 0;
+  int64_t scale_skips_ = 0;
   MicroBatch batch_;
   Tensor control_;  // f64 on the host: the per-step control all-reduce
   int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
