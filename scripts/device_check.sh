@@ -42,10 +42,17 @@ export KILN_SET="data.path=$carry/fashion-mnist;checkpoint.dir="
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 
 # -- 1, 2: the GPU op suite, then under compute-sanitizer ----------------------------------------
-if "$unit" --gtest_filter="$filter" --gtest_brief=1 > "$out/gpu_tests.log" 2>&1; then
-  row "gpu op suite" ok "$(grep -c '^\[       OK' "$out/gpu_tests.log" || true) passed, $(grep -c SKIPPED "$out/gpu_tests.log" || true) skipped ($filter)"
+"$unit" --gtest_filter="$filter" > "$out/gpu_tests.log" 2>&1
+rc=$?
+passed=$(grep -c '^\[       OK' "$out/gpu_tests.log" || true)
+skipped=$(grep -c '^\[  SKIPPED' "$out/gpu_tests.log" || true)
+if [ "$rc" -ne 0 ]; then
+  row "gpu op suite" FAIL "$(grep -m3 -E '^\[  FAILED|Failure' "$out/gpu_tests.log" | paste -sd' ' | cut -c1-120)"
+elif [ "$passed" -eq 0 ] || [ "$skipped" -ne 0 ]; then
+  # On a GPU machine nothing may skip: a skip means the GPU was not usable.
+  row "gpu op suite" FAIL "$passed passed, $skipped skipped: $(grep -m1 -A1 SKIPPED "$out/gpu_tests.log" | tail -1 | cut -c1-100)"
 else
-  row "gpu op suite" FAIL "$(grep -m3 -E 'FAILED|Failure' "$out/gpu_tests.log" | paste -sd' ' | cut -c1-120)"
+  row "gpu op suite" ok "$passed passed ($filter)"
 fi
 tail -3 "$out/gpu_tests.log"
 if command -v compute-sanitizer >/dev/null; then
