@@ -18,7 +18,11 @@ const std::vector<Knob>& knobs() {
       {"KILN_NUM_THREADS", "0",
        "CPU threads per rank; 0 = the node's cores divided by the ranks on this node"},
       {"KILN_DEBUG_HANG_AT_STEP", "-1",
-       "debug hook: this rank blocks forever at the given step (tests of the watchdog)"},
+       "debug hook: this rank blocks forever in the given step (counted from 1, as in the logs; "
+       "tests of the watchdog and of kiln launch, which passes this and the other one-shot hooks "
+       "(NAN, STOP) to its first generation only)"},
+      {"KILN_DEBUG_STEP_SLEEP_MS", "0",
+       "debug hook: every step sleeps this many ms (tests that act at chosen steps)"},
       {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
        "debug hook: the loss of the given step (counted from 1, as in the logs) is replaced by NaN "

@@ -18,5 +18,6 @@ CommandRunner add_data_command(CLI::App& app);
 CommandRunner add_sample_command(CLI::App& app);
 CommandRunner add_coordinator_command(CLI::App& app);
 CommandRunner add_status_command(CLI::App& app);
+CommandRunner add_launch_command(CLI::App& app);
 
 }  // namespace kiln

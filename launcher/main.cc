@@ -1,4 +1,4 @@
-// kiln: one binary, subcommands like git (train, coordinator, status, ckpt, data, sample, ...).
+// kiln: one binary, subcommands like git (train, launch, coordinator, status, ckpt, data, ...).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(&kiln::add_data_command);
   add(&kiln::add_sample_command);
   add(&kiln::add_coordinator_command);
+  add(&kiln::add_launch_command);
   add(&kiln::add_status_command);
 
   try {

@@ -150,8 +150,12 @@ void Trainer::agree_at_start() {
 Trainer::~Trainer() = default;
 
 void Trainer::resume(const std::string& spec) {
+  const auto t0 = Clock::now();
   std::optional<TrainProgress> p = checkpointer_->restore(spec);
   if (!p) return;
+  // scripts/bench/recovery reads this line: the checkpoint load's share of a restart.
+  KILN_LOG_INFO0("train", "checkpoint of step {} loaded in {:.1f} ms", p->step,
+                 seconds_since(t0) * 1e3);
   start_step_ = p->step;
   cursor_ = p->cursor;
   total_skips_ = p->skipped_steps;
@@ -228,14 +232,17 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     times.compute += seconds_since(t1);
   }
 
-  // Debug hooks: a rank that blocks forever (watchdog tests), a poisoned step (non-finite tests).
+  // Debug hooks, steps counted from 1 as the logs, the metrics and the errors count them: a rank
+  // that blocks forever (watchdog and supervisor tests), slow steps (tests that kill ranks at
+  // chosen steps), a poisoned step (non-finite tests), a stop as by SIGTERM.
   static const int64_t hang_step = env::get_int("KILN_DEBUG_HANG_AT_STEP");
   static const int64_t hang_rank = env::get_int("KILN_DEBUG_HANG_RANK");
-  if (step == hang_step && (hang_rank < 0 || hang_rank == comm_.rank())) {
-    KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step);
+  if (step + 1 == hang_step && (hang_rank < 0 || hang_rank == comm_.rank())) {
+    KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step + 1);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  // Counted from 1, as the logs, the metrics and the non-finite error count steps.
+  static const int64_t sleep_ms = env::get_int("KILN_DEBUG_STEP_SLEEP_MS");
+  if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
   if (step + 1 == nan_step) r.sums.loss = std::nan("");
   static const int64_t stop_step = env::get_int("KILN_DEBUG_STOP_AT_STEP");
@@ -466,16 +473,24 @@ TrainSummary Trainer::run() {
   summary.grad_wait_s = total_times.grad_wait;
   summary.optim_s = total_times.optim;
   summary.data_s = total_times.data;
-  if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
-  summary.eval = evaluate();
+  // A stopped run (preemption, a resize) exits as soon as its checkpoint is committed: a grace
+  // period is short, and the evaluation would be of an unfinished model anyway.
+  if (!summary.stopped_early) {
+    if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
+    summary.eval = evaluate();
+  }
   if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);
-  if (rank0) {
+  if (rank0 && summary.stopped_early) {
+    progress.clear();
+    KILN_LOG_INFO("train", "stopped after step {} of {} in {} (no final evaluation); resume with "
+                  "--resume auto", done, t.steps, format_duration(summary.seconds));
+  } else if (rank0) {
     progress.clear();
     const int64_t steps_run = summary.steps + summary.skipped;
-    metrics_->write({{"step", steps_run},
+    metrics_->write({{"step", done},  // the global step, also after a resume
                      {"eval_loss", summary.eval.loss},
                      {"eval_accuracy", summary.eval.accuracy},
                      {"final", true}});
