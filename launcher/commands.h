@@ -14,6 +14,7 @@ CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
 CommandRunner add_ckpt_command(CLI::App& app);
+CommandRunner add_trace_command(CLI::App& app);
 CommandRunner add_data_command(CLI::App& app);
 CommandRunner add_sample_command(CLI::App& app);
 CommandRunner add_coordinator_command(CLI::App& app);

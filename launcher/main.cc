@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(&kiln::add_config_command);
   add(&kiln::add_env_command);
   add(&kiln::add_ckpt_command);
+  add(&kiln::add_trace_command);
   add(&kiln::add_data_command);
   add(&kiln::add_sample_command);
   add(&kiln::add_coordinator_command);

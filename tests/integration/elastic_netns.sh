@@ -34,8 +34,10 @@ host_down 2
 down_at=$SECONDS
 wait_for 60 generation_world 1 2
 echo "the job went on with 2 ranks $((SECONDS - down_at)) s after the host went down"
-grep -q "generation 0 failed: no heartbeat from rank(s) 2,3 on $net.12" "$work/launch.log" \
-  || fail "the failure does not name the silent ranks 2,3 and their host"
+# Ranks 2 and 3 go silent together, but their last heartbeats are apart by up to a period: the
+# supervisor may name one of them or both.
+grep -E -q "generation 0 failed: no heartbeat from rank\(s\) (2|3|2,3) on $net.12" "$work/launch.log" \
+  || fail "the failure does not name the silent ranks (2, 3) and their host"
 grep -q "host $net.12 blacklisted" "$work/launch.log" || fail "host 2 was not blacklisted"
 grep -q "generation 1 (failure.*): 2 rank(s) on $net.11:2, gradient accumulation 2" \
   "$work/launch.log" || fail "generation 1 is not 2 ranks on host 1 with accumulation 2"
