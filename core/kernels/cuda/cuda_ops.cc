@@ -79,6 +79,7 @@ void CudaOps::linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, 
   g.ldc = s.out;
   g.bias = b.raw();
   gemm_.run(g, stream_);
+  check_launch("linear_forward");  // the bias kernel, when the epilogue could not take it
 }
 
 void CudaOps::linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
