@@ -2,6 +2,7 @@
 #include "comm/mpi_comm_thread.h"
 
 #include "comm/mpi_check.h"
+#include "core/trace.h"
 
 namespace kiln {
 
@@ -50,7 +51,29 @@ struct CommThread::Task {
   const char* op = "";
   uint64_t seq = 0;
   CollectiveTag tag;
+  int64_t bytes = 0;
+  int64_t enqueued_ns = 0;  // set while tracing
 };
+
+namespace {
+
+// Runs one task, leaving its spans in the trace while it records.
+void run_traced(const std::function<void()>& run, const char* op, uint64_t seq,
+                const CollectiveTag& tag, int64_t bytes, int64_t enqueued_ns) {
+  const auto seq_arg = static_cast<int64_t>(seq);
+  const int64_t step = tag.step >= 0 ? tag.step + 1 : -1;  // counted from 1, as in the logs
+  {
+    trace::Span span(op, tag.what);
+    span.arg("seq", seq_arg).arg("step", step).arg("bucket", tag.bucket).arg("bytes", bytes);
+    run();
+  }
+  if (enqueued_ns != 0 && trace::recording()) {
+    trace::async_span(op, tag.what, seq, enqueued_ns, trace::now_ns(),
+                      {{"seq", seq_arg}, {"step", step}, {"bucket", tag.bucket}});
+  }
+}
+
+}  // namespace
 
 CommThread::CommThread(double timeout_s, Watchdog::Expired on_expire,
                        std::chrono::microseconds poll)
@@ -68,13 +91,15 @@ CommThread::~CommThread() {
   watchdog_.reset();
 }
 
-std::unique_ptr<Work> CommThread::enqueue(const char* op, const CollectiveTag& tag,
+std::unique_ptr<Work> CommThread::enqueue(const char* op, const CollectiveTag& tag, int64_t bytes,
                                           std::function<void()> run) {
   auto task = std::make_unique<Task>();
   task->run = std::move(run);
   task->state = std::make_shared<WorkState>();
   task->op = op;
   task->tag = tag;
+  task->bytes = bytes;
+  if (trace::recording()) task->enqueued_ns = trace::now_ns();
   auto work = std::make_unique<MpiWork>(task->state, &waiters_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -108,6 +133,7 @@ void CommThread::mpi(bool background, const std::function<int()>& blocking,
 }
 
 void CommThread::loop() {
+  trace::set_thread_name("comm");
   for (;;) {
     std::unique_ptr<Task> task;
     {
@@ -120,7 +146,9 @@ void CommThread::loop() {
     watchdog_->arm(describe_collective(task->op, task->seq, task->tag));
     std::string error;
     try {
-      task->run();
+      // Recorded before the Work completes, so that a rank whose wait() returned at the end of
+      // a trace window finds the collective's events already in the buffer.
+      run_traced(task->run, task->op, task->seq, task->tag, task->bytes, task->enqueued_ns);
     } catch (const std::exception& e) {
       error = fmt::format("{} failed: {}", describe_collective(task->op, task->seq, task->tag),
                           e.what());

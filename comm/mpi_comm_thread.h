@@ -10,6 +10,11 @@
 // The choice follows the tag, never local timing: MPI does not match a blocking collective on
 // one rank with a non-blocking one on another.
 //
+// While the tracer records, each collective leaves a span on the "comm" thread row (running)
+// and an async span from enqueue to completion, with its sequence number, step, bucket and
+// bytes: the sequence numbers match across ranks, since every rank issues the same collectives
+// in the same order.
+//
 // Thread safety: enqueue from the issuing thread; Work handles are waited on from any thread and
 // must not outlive the CommThread.
 #pragma once
@@ -40,7 +45,8 @@ class CommThread {
   CommThread& operator=(const CommThread&) = delete;
 
   // Queues `run` (executed on the comm thread; it calls mpi() for each MPI operation).
-  std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag,
+  // `bytes`: what this rank contributes, for the trace.
+  std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag, int64_t bytes,
                                 std::function<void()> run);
   // From inside a queued task: one MPI operation given as its blocking call and its
   // non-blocking start, run as described above; returns when it has completed. Throws

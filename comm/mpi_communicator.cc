@@ -121,7 +121,7 @@ class MpiCommunicator final : public Communicator {
     const size_t elem = dtype_size(t.dtype());
     const MPI_Datatype type = mpi_datatype(t.dtype());
     const MPI_Op mop = mpi_op(op, t.dtype());
-    return thread_->enqueue("all_reduce", tag, [=, this] {
+    return thread_->enqueue("all_reduce", tag, n * static_cast<int64_t>(elem), [=, this] {
       // Every rank holds the same element count, so an empty tensor skips MPI on all of them.
       for (int64_t done = 0; done < n;) {
         void* p = static_cast<char*>(data) + done * elem;
@@ -151,7 +151,7 @@ class MpiCommunicator final : public Communicator {
     const int count = as_count(out.numel(), "reduce_scatter");
     const MPI_Datatype type = mpi_datatype(in.dtype());
     const MPI_Op mop = mpi_op(op, in.dtype());
-    return thread_->enqueue("reduce_scatter", tag, [=, this] {
+    return thread_->enqueue("reduce_scatter", tag, static_cast<int64_t>(in.nbytes()), [=, this] {
       thread_->mpi(
           tag.background,
           [&] { return MPI_Reduce_scatter_block(src, dst, count, type, mop, comm_); },
@@ -174,7 +174,7 @@ class MpiCommunicator final : public Communicator {
     void* dst = out.raw();
     const int count = as_count(in.numel(), "all_gather");
     const MPI_Datatype type = mpi_datatype(in.dtype());
-    return thread_->enqueue("all_gather", tag, [=, this] {
+    return thread_->enqueue("all_gather", tag, static_cast<int64_t>(in.nbytes()), [=, this] {
       thread_->mpi(
           tag.background, [&] { return MPI_Allgather(src, count, type, dst, count, type, comm_); },
           [&](MPI_Request* r) {
@@ -190,7 +190,7 @@ class MpiCommunicator final : public Communicator {
     const int64_t n = t.numel();
     const size_t elem = dtype_size(t.dtype());
     const MPI_Datatype type = mpi_datatype(t.dtype());
-    return thread_->enqueue("broadcast", tag, [=, this] {
+    return thread_->enqueue("broadcast", tag, n * static_cast<int64_t>(elem), [=, this] {
       for (int64_t done = 0; done < n;) {
         void* p = static_cast<char*>(data) + done * elem;
         const int count = static_cast<int>(std::min(n - done, kMaxCount));
@@ -203,7 +203,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   std::unique_ptr<Work> barrier_async(const CollectiveTag& tag) override {
-    return thread_->enqueue("barrier", tag, [=, this] {
+    return thread_->enqueue("barrier", tag, 0, [=, this] {
       thread_->mpi(
           tag.background, [&] { return MPI_Barrier(comm_); },
           [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });

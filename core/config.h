@@ -83,6 +83,13 @@ struct MetricsConfig {
   int64_t log_every = 10;
 };
 
+// A timeline of a window of steps, one Chrome trace file per rank (kiln trace merge joins them).
+struct TraceConfig {
+  std::string dir;         // empty = no tracing
+  int64_t start_step = 1;  // first traced step, counted from 1 as in the logs
+  int64_t steps = 5;       // steps traced
+};
+
 struct CoordinatorConfig {
   std::string address;
   double heartbeat_s = 1.0;
@@ -103,6 +110,7 @@ struct Config {
   CommConfig comm;
   CheckpointConfig checkpoint;
   MetricsConfig metrics;
+  TraceConfig trace;
   CoordinatorConfig coordinator;
 
   // Where each key got its value: "configs/x.yaml:12", "--set", "KILN_SET"; absent = default.

@@ -43,7 +43,8 @@ ConfigField for_models(ConfigField f, std::vector<std::string> models) {
 }  // namespace
 
 std::vector<std::string> config_sections() {
-  return {"model", "data", "train", "optim", "comm", "checkpoint", "metrics", "coordinator"};
+  return {"model",      "data",    "train", "optim",      "comm",
+          "checkpoint", "metrics", "trace", "coordinator"};
 }
 
 std::vector<ConfigField> config_fields(Config& c) {
@@ -54,6 +55,7 @@ std::vector<ConfigField> config_fields(Config& c) {
   CommConfig& k = c.comm;
   CheckpointConfig& ck = c.checkpoint;
   MetricsConfig& me = c.metrics;
+  TraceConfig& tr = c.trace;
   CoordinatorConfig& co = c.coordinator;
   return {
       str("model.name", &m.name, {}, "registered model: mlp, cnn, gpt"),
@@ -130,7 +132,20 @@ std::vector<ConfigField> config_fields(Config& c) {
           "also keep every checkpoint whose step is a multiple of N (0 = off)"),
 
       str("metrics.path", &me.path, {}, "JSON-lines metrics file (empty = none)"),
-      num("metrics.log_every", &me.log_every, 1, 1e15, "progress and metrics every N steps"),
+      num("metrics.log_every", &me.log_every, 1, 1e15,
+          "progress and metrics every N steps; with several ranks also a line naming the "
+          "slowest rank and the spread of per-rank step work"),
+
+      // A section of its own rather than metrics.*: a trace is a window of one run's timeline,
+      // switched on to look at a few steps, not a series the run always reports.
+      str("trace.dir", &tr.dir, {},
+          "section trace: a timeline of a window of steps (forward, backward per layer, each "
+          "bucket's all-reduce, waits, optimizer, checkpoint, data) as Chrome trace JSON, one "
+          "rank-NNNNN.trace.json per rank in this directory, joined by `kiln trace merge DIR` "
+          "(empty = off)"),
+      num("trace.start_step", &tr.start_step, 1, 1e15,
+          "first traced step, counted from 1 as in the logs"),
+      num("trace.steps", &tr.steps, 1, 1e9, "number of steps traced"),
 
       str("coordinator.address", &co.address, {}, "host:port of kiln coordinator (empty = none)"),
       num("coordinator.heartbeat_s", &co.heartbeat_s, 0.0, 3600.0, "heartbeat period", true),

@@ -18,7 +18,11 @@ const std::vector<Knob>& knobs() {
       {"KILN_NUM_THREADS", "0",
        "CPU threads per rank; 0 = the node's cores divided by the ranks on this node"},
       {"KILN_DEBUG_HANG_AT_STEP", "-1",
-       "debug hook: this rank blocks forever at the given step (tests of the watchdog)"},
+       "debug hook: this rank blocks forever in the given step (counted from 1, as in the logs; "
+       "tests of the watchdog and of kiln launch, which passes this and the other one-shot hooks "
+       "(NAN, STOP) to its first generation only)"},
+      {"KILN_DEBUG_STEP_SLEEP_MS", "0",
+       "debug hook: every step sleeps this many ms (tests that act at chosen steps)"},
       {"KILN_DEBUG_HANG_RANK", "-1", "debug hook: which rank KILN_DEBUG_HANG_AT_STEP applies to"},
       {"KILN_DEBUG_NAN_AT_STEP", "-1",
        "debug hook: the loss of the given step (counted from 1, as in the logs) is replaced by NaN "
@@ -33,6 +37,15 @@ const std::vector<Knob>& knobs() {
        "keep most of the cores while a save is written in the background (its CPU work is "
        "small: checksums; the files go to disk by direct I/O)"},
       {"KILN_COORDINATOR_TOKEN", "", "the job's coordinator token (instead of a token file)"},
+      {"KILN_TRACE_MAX_EVENTS", "262144",
+       "tracer: events each thread keeps per trace window (about 100 bytes each); later "
+       "events are dropped and counted"},
+      {"KILN_DEBUG_TRACE_SKEW_US", "0",
+       "debug hook: rank r's trace clock runs r times this many microseconds ahead (tests of "
+       "the clock alignment of kiln trace merge)"},
+      {"KILN_NVTX", "0",
+       "1: NVTX ranges around the traced phases (forward, backward per layer, buckets, "
+       "optimizer...) for Nsight Systems, for the whole run; CUDA builds only"},
       {"KILN_MPI_POLL_US", "100",
        "MPI backend: while no thread waits for a collective in flight (a gradient bucket "
        "during backward), the comm thread tests it this often (microseconds) and sleeps in "

@@ -12,7 +12,11 @@ std::string compose(const std::string& message, const std::string& statement, co
   const ProcessContext& ctx = process_context();
   std::string where = fmt::format("{}:{}", file, line);
   std::string out = message;
-  out += fmt::format(" [rank {}/{} on {}, at {}", ctx.rank, ctx.world, ctx.device, where);
+  if (ctx.world <= 0) {  // a process that is no rank (the kiln launch supervisor)
+    out += fmt::format(" [at {}", where);
+  } else {
+    out += fmt::format(" [rank {}/{} on {}, at {}", ctx.rank, ctx.world, ctx.device, where);
+  }
   if (!statement.empty()) out += fmt::format(", check `{}`", statement);
   out += "]";
   return out;

@@ -34,6 +34,8 @@ spdlog::level::level_enum parse_level(const std::string& s) {
 
 std::string pattern() {
   const ProcessContext& ctx = process_context();
+  // World 0: a process that is no rank (the kiln launch supervisor).
+  if (ctx.world <= 0) return "%H:%M:%S.%e launch %^%L%$ [%n] %v";
   return fmt::format("%H:%M:%S.%e r{}/{} %^%L%$ [%n] %v", ctx.rank, ctx.world);
 }
 

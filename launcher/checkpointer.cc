@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/trace.h"
 
 namespace kiln {
 
@@ -136,6 +137,7 @@ void Checkpointer::after_step(const TrainProgress& p, bool force) {
 
 void Checkpointer::before_update() {
   if (!snapshot_in_flight_) return;
+  trace::Span span("wait snapshot", "checkpoint");
   const auto t0 = Clock::now();
   snapshot_done_.wait();
   snapshot_in_flight_ = false;
@@ -176,7 +178,7 @@ bool Checkpointer::agree(bool block) {
       seconds_since(last_save_time_) >= cfg_.checkpoint.every_minutes * 60) {
     a[2] = 1;
   }
-  comm_.all_reduce(agree_, ReduceOp::sum);
+  comm_.all_reduce(agree_, ReduceOp::sum, CollectiveTag{"checkpoint"});
   if (pending_ && a[0] == 0) {
     std::shared_ptr<Save> s = std::move(pending_);
     pending_.reset();
@@ -225,6 +227,8 @@ void Checkpointer::start_save(const TrainProgress& p) {
   snapshot_in_flight_ = true;
   const bool rank0 = comm_.rank() == 0;
   copier_->submit([this, s, states, range, rank0, &dev] {
+    trace::Span span("snapshot", "checkpoint");
+    span.arg("step", s->step);
     const auto ts = Clock::now();
     try {
       step_end_->wait(*copy_stream_);
@@ -263,6 +267,8 @@ void Checkpointer::start_save(const TrainProgress& p) {
 void Checkpointer::write_files(Save& s) {
   s.snapshot_ready.wait();
   if (s.status == 2) return;  // the snapshot failed
+  trace::Span span("write files", "checkpoint");
+  span.arg("step", s.step);
   const auto t0 = Clock::now();
   try {
     const int rank = comm_.rank(), world = comm_.world();
@@ -294,6 +300,8 @@ void Checkpointer::write_files(Save& s) {
 }
 
 void Checkpointer::commit(Save& s) {
+  trace::Span span("commit", "checkpoint");
+  span.arg("step", s.step);
   const auto commit_start = Clock::now();
   const fs::path tmp(s.tmp), root(cfg_.checkpoint.dir);
   try {

@@ -14,9 +14,11 @@ CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_env_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
 CommandRunner add_ckpt_command(CLI::App& app);
+CommandRunner add_trace_command(CLI::App& app);
 CommandRunner add_data_command(CLI::App& app);
 CommandRunner add_sample_command(CLI::App& app);
 CommandRunner add_coordinator_command(CLI::App& app);
 CommandRunner add_status_command(CLI::App& app);
+CommandRunner add_launch_command(CLI::App& app);
 
 }  // namespace kiln

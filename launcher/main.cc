@@ -1,4 +1,4 @@
-// kiln: one binary, subcommands like git (train, coordinator, status, ckpt, data, sample, ...).
+// kiln: one binary, subcommands like git (train, launch, coordinator, status, ckpt, data, ...).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -25,9 +25,11 @@ int main(int argc, char** argv) {
   add(&kiln::add_config_command);
   add(&kiln::add_env_command);
   add(&kiln::add_ckpt_command);
+  add(&kiln::add_trace_command);
   add(&kiln::add_data_command);
   add(&kiln::add_sample_command);
   add(&kiln::add_coordinator_command);
+  add(&kiln::add_launch_command);
   add(&kiln::add_status_command);
 
   try {

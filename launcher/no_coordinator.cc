@@ -30,6 +30,10 @@ CommandRunner add_coordinator_command(CLI::App& app) {
   return unavailable(app, "coordinator", "Run the job coordinator (not in this build)");
 }
 
+CommandRunner add_launch_command(CLI::App& app) {
+  return unavailable(app, "launch", "Run an elastic job with a coordinator (not in this build)");
+}
+
 CommandRunner add_status_command(CLI::App& app) {
   return unavailable(app, "status", "Show a job at the coordinator (not in this build)");
 }

@@ -23,6 +23,12 @@ struct TrainFlags {
 void on_stop_signal(int) { stop_requested().store(true); }
 
 int run_train(const TrainFlags& flags) {
+  // Installed first: a stop that arrives during start-up is honoured at the first step boundary.
+  // SIGUSR1 is what mpirun passes on to every rank (kiln launch stops a job with it) and what
+  // schedulers send as a warning before preemption.
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
   Config cfg = load_config(flags.config, flags.set);
   if (flags.print_config) {
     std::fputs(config_table(cfg).c_str(), stdout);
@@ -44,9 +50,6 @@ int run_train(const TrainFlags& flags) {
     std::string table = config_table(cfg);
     log::get("config")->info("resolved {}", table.substr(0, table.size() - 1));
   }
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-
   try {
     Trainer trainer(cfg, *comm);
     trainer.resume(flags.resume);

@@ -9,6 +9,8 @@
 #include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/trace.h"
+#include "launcher/rank_spread.h"
 #include "models/registry.h"
 
 namespace kiln {
@@ -89,9 +91,13 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
 
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
-  control_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
+  control_ = Tensor::zeros(Shape{kControlSlots + 2 * comm_.world()}, DType::f64, cpu_device());
   checkpointer_ = std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_,
                                                  data_.train->size());
+  trace_ = std::make_unique<TraceSession>(cfg_, comm_);
+  if (comm_.rank() == 0 && device_->type() == DeviceType::cuda) {
+    gpu_ = GpuMonitor::open(device_->index());
+  }
   if (reporter_) {
     // Every rank acknowledges each commit to the coordinator (see Checkpointer::agree).
     checkpointer_->set_commit_hook([this](const CommitInfo& c) {
@@ -138,9 +144,17 @@ void Trainer::agree_at_start() {
 
 Trainer::~Trainer() = default;
 
+bool Trainer::logging_step(int64_t done) const {
+  return done % cfg_.metrics.log_every == 0 || done == cfg_.train.steps;
+}
+
 void Trainer::resume(const std::string& spec) {
+  const auto t0 = Clock::now();
   std::optional<TrainProgress> p = checkpointer_->restore(spec);
   if (!p) return;
+  // scripts/bench/recovery reads this line: the checkpoint load's share of a restart.
+  KILN_LOG_INFO0("train", "checkpoint of step {} loaded in {:.1f} ms", p->step,
+                 seconds_since(t0) * 1e3);
   start_step_ = p->step;
   cursor_ = p->cursor;
   total_skips_ = p->skipped_steps;
@@ -181,17 +195,24 @@ void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& d
 }
 
 Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
+  trace::Span step_span("step", "train");
+  step_span.arg("step", step + 1);
   StepOutcome r;
   const int64_t mb = cfg_.train.micro_batch;
   const float grad_scale = 1.0f / static_cast<float>(cfg_.train.global_batch);
   ParamStore& store = model_->params();
   store.grads().zero();
+  ++window_steps_run_;
 
   for (int64_t m = 0; m < accum_; ++m) {
     auto t0 = Clock::now();
     const int64_t pos = micro_batch_position(cursor_, comm_.rank(), accum_, m, mb);
-    sampler_->indices(pos, mb, indices_.data());
-    load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
+    {
+      trace::Span span("data", "data");
+      span.arg("micro_batch", m);
+      sampler_->indices(pos, mb, indices_.data());
+      load_micro_batch(pos, mb, *data_.train, batch_, indices_.data());
+    }
     auto t1 = Clock::now();
     ForwardContext ctx{true, static_cast<uint64_t>(cfg_.train.seed), step, pos};
     // Only the last micro-batch's backward completes the gradients, so only it communicates.
@@ -201,21 +222,28 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     times.compute += seconds_since(t1);
   }
 
-  // Debug hooks: a rank that blocks forever (watchdog tests), a poisoned step (non-finite tests).
+  // Debug hooks, steps counted from 1 as the logs, the metrics and the errors count them: a rank
+  // that blocks forever (watchdog and supervisor tests), slow steps (tests that kill ranks at
+  // chosen steps), a poisoned step (non-finite tests), a stop as by SIGTERM.
   static const int64_t hang_step = env::get_int("KILN_DEBUG_HANG_AT_STEP");
   static const int64_t hang_rank = env::get_int("KILN_DEBUG_HANG_RANK");
-  if (step == hang_step && (hang_rank < 0 || hang_rank == comm_.rank())) {
-    KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step);
+  if (step + 1 == hang_step && (hang_rank < 0 || hang_rank == comm_.rank())) {
+    KILN_LOG_WARN("train", "KILN_DEBUG_HANG_AT_STEP={}: this rank now blocks forever", step + 1);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  // Counted from 1, as the logs, the metrics and the non-finite error count steps.
+  static const int64_t sleep_ms = env::get_int("KILN_DEBUG_STEP_SLEEP_MS");
+  if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   static const int64_t nan_step = env::get_int("KILN_DEBUG_NAN_AT_STEP");
   if (step + 1 == nan_step) r.sums.loss = std::nan("");
   static const int64_t stop_step = env::get_int("KILN_DEBUG_STOP_AT_STEP");
   if (step + 1 == stop_step) stop_requested().store(true);
 
   auto t2 = Clock::now();
-  const double grad_wait = grad_sync_->finish();
+  double grad_wait = 0;
+  {
+    trace::Span span("gradient wait", "wait");  // what backward did not hide
+    grad_wait = grad_sync_->finish();
+  }
   times.grad_wait += grad_wait;
   double* c = control_.data<double>();
   c[kLossSum] = r.sums.loss;
@@ -228,7 +256,21 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kActionPending] = action_.id > 0 ? 1.0 : 0.0;
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
-  comm_.all_reduce(control_, ReduceOp::sum, CollectiveTag{"control", step});
+  // The straggler report rides on the control all-reduce of logging steps, which every rank
+  // knows alike: each rank fills its own slots, the sum gathers them.
+  const int world = comm_.world();
+  const bool report = world > 1 && logging_step(step + 1);
+  if (report) {
+    const double per_step_ms = 1e3 / static_cast<double>(window_steps_run_);
+    fill_rank_slots(c + kControlSlots, comm_.rank(), world,
+                    (times.data + times.compute) * per_step_ms, times.grad_wait * per_step_ms);
+  }
+  {
+    trace::Span span("control all-reduce", "wait");
+    Tensor control = control_.view(0, Shape{report ? kControlSlots + 2 * world : kControlSlots});
+    comm_.all_reduce(control, ReduceOp::sum, CollectiveTag{"control", step});
+  }
+  if (report) read_rank_slots(c + kControlSlots, world, r.rank_work_ms, r.rank_wait_ms);
   if (c[kActionPending] > 0) apply_coordinator_action();
   const double comm_wait = seconds_since(t2);
   times.comm += comm_wait;
@@ -244,6 +286,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
              "settings", step + 1, grad_sync_->plan_hash());
 
   auto t3 = Clock::now();
+  trace::Span optim_span("optimizer", "optim");
   r.sums.loss = c[kLossSum];
   r.sums.correct = c[kCorrect];
   r.sums.count = static_cast<int64_t>(c[kCount]);
@@ -274,6 +317,7 @@ void Trainer::apply_coordinator_action() {
 }
 
 EvalResult Trainer::evaluate() {
+  trace::Span span("evaluation", "eval");
   const Dataset& data = *data_.eval;
   const int64_t n =
       cfg_.train.eval_samples > 0 ? std::min(cfg_.train.eval_samples, data.size()) : data.size();
@@ -313,6 +357,7 @@ TrainSummary Trainer::run() {
 
   int64_t done = start_step_;
   for (int64_t step = start_step_; step < t.steps; ++step) {
+    trace_->before_step(step);
     const auto step_start = Clock::now();
     StepOutcome r = train_step(step, window_times);
     cursor_ += t.global_batch;
@@ -351,7 +396,7 @@ TrainSummary Trainer::run() {
                                 100.0 * window.correct / window.count, rate,
                                 format_duration((t.steps - done) * t.global_batch / rate)));
     }
-    if (done % cfg_.metrics.log_every == 0 || done == t.steps) {
+    if (logging_step(done)) {
       const double wsec = seconds_since(window_start);
       const double wrate = static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
       const double loss = window.count ? window.loss / window.count : std::nan("");
@@ -368,20 +413,25 @@ TrainSummary Trainer::run() {
                       window_times.grad_wait * per, window_times.optim * per,
                       window_times.data * per,
                       format_duration((t.steps - done) * t.global_batch / rate));
-        metrics_->write({{"step", done},
-                         {"epoch", static_cast<double>(cursor_) / data_.train->size()},
-                         {"loss", loss},
-                         {"accuracy", acc},
-                         {"lr", lr},
-                         {"grad_norm", r.grad_norm},
-                         {"samples_per_s", wrate},
-                         {"step_ms", wsec * per},
-                         {"compute_ms", window_times.compute * per},
-                         {"comm_wait_ms", window_times.comm * per},
-                         {"grad_wait_ms", window_times.grad_wait * per},
-                         {"optim_ms", window_times.optim * per},
-                         {"data_ms", window_times.data * per},
-                         {"skipped", total_skips_}});
+        nlohmann::json record = {{"step", done},
+                                 {"epoch", static_cast<double>(cursor_) / data_.train->size()},
+                                 {"loss", loss},
+                                 {"accuracy", acc},
+                                 {"lr", lr},
+                                 {"grad_norm", r.grad_norm},
+                                 {"samples_per_s", wrate},
+                                 {"step_ms", wsec * per},
+                                 {"compute_ms", window_times.compute * per},
+                                 {"comm_wait_ms", window_times.comm * per},
+                                 {"grad_wait_ms", window_times.grad_wait * per},
+                                 {"optim_ms", window_times.optim * per},
+                                 {"data_ms", window_times.data * per},
+                                 {"skipped", total_skips_}};
+        if (!r.rank_work_ms.empty()) report_ranks(done, r.rank_work_ms, r.rank_wait_ms, record);
+        if (gpu_) {
+          for (const auto& [key, value] : gpu_->sample()) record[key] = value;
+        }
+        metrics_->write(record);
       }
       summary.last_loss = loss;
       summary.losses.push_back(loss);
@@ -393,6 +443,7 @@ TrainSummary Trainer::run() {
       window = LossSums{};
       window_times = StepTimes{};
       window_steps = 0;
+      window_steps_run_ = 0;
       window_start = Clock::now();
     }
     const bool eval_now = t.eval_every > 0 && done % t.eval_every == 0 && done != t.steps;
@@ -407,7 +458,11 @@ TrainSummary Trainer::run() {
         metrics_->write({{"step", done}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
       }
     }
-    checkpointer_->after_step(train_progress(done), /*force=*/r.stop || r.checkpoint_now);
+    {
+      trace::Span span("checkpoint", "checkpoint");
+      checkpointer_->after_step(train_progress(done), /*force=*/r.stop || r.checkpoint_now);
+    }
+    trace_->after_step(step);
     if (r.stop) {
       summary.stopped_early = true;
       KILN_LOG_INFO0("train", "stop requested: stopping after step {}", done);
@@ -415,6 +470,7 @@ TrainSummary Trainer::run() {
     }
   }
 
+  trace_->finish();
   checkpointer_->finish(train_progress(done));
   summary.skipped = total_skips_;
   summary.compute_s = total_times.compute;
@@ -422,16 +478,24 @@ TrainSummary Trainer::run() {
   summary.grad_wait_s = total_times.grad_wait;
   summary.optim_s = total_times.optim;
   summary.data_s = total_times.data;
-  if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
-  summary.eval = evaluate();
+  // A stopped run (preemption, a resize) exits as soon as its checkpoint is committed: a grace
+  // period is short, and the evaluation would be of an unfinished model anyway.
+  if (!summary.stopped_early) {
+    if (reporter_) reporter_->on_phase(WorkerPhase::kEvaluating);
+    summary.eval = evaluate();
+  }
   if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
   summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
                                               t.global_batch) / std::max(summary.seconds, 1e-9);
-  if (rank0) {
+  if (rank0 && summary.stopped_early) {
+    progress.clear();
+    KILN_LOG_INFO("train", "stopped after step {} of {} in {} (no final evaluation); resume with "
+                  "--resume auto", done, t.steps, format_duration(summary.seconds));
+  } else if (rank0) {
     progress.clear();
     const int64_t steps_run = summary.steps + summary.skipped;
-    metrics_->write({{"step", steps_run},
+    metrics_->write({{"step", done},  // the global step, also after a resume
                      {"eval_loss", summary.eval.loss},
                      {"eval_accuracy", summary.eval.accuracy},
                      {"final", true}});

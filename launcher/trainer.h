@@ -13,9 +13,11 @@
 #include "core/config.h"
 #include "core/data/dataset.h"
 #include "core/data/sampler.h"
+#include "core/gpu_monitor.h"
 #include "launcher/checkpointer.h"
 #include "launcher/metrics.h"
 #include "launcher/reporter.h"
+#include "launcher/trace_session.h"
 #include "models/model.h"
 #include "optim/optimizer.h"
 
@@ -71,6 +73,9 @@ class Trainer {
     double grad_norm = 0;
     bool skipped = false;
     bool stop = false;
+    // On logging steps with several ranks: each rank's work (data + forward/backward) and
+    // gradient wait per step over the logging window, in ms, indexed by rank.
+    std::vector<double> rank_work_ms, rank_wait_ms;
     bool checkpoint_now = false;  // the coordinator asked; every rank agrees
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
@@ -78,6 +83,7 @@ class Trainer {
   void load_micro_batch(int64_t position, int64_t n, const Dataset& data, MicroBatch& out,
                         const int64_t* indices);
   void agree_at_start();
+  bool logging_step(int64_t done) const;
   // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
   void apply_coordinator_action();
 
@@ -101,8 +107,13 @@ class Trainer {
   std::vector<int64_t> indices_;
   Tensor x_host_, y_host_;
   MicroBatch batch_;
-  Tensor control_;  // f64 on the host: the per-step control all-reduce
+  // f64 on the host: the per-step control all-reduce; on logging steps followed by each
+  // rank's work and gradient wait (the straggler report), 2 x world more slots.
+  Tensor control_;
+  int64_t window_steps_run_ = 0;  // steps (skipped ones too) since the last logging step
   int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
+  std::unique_ptr<TraceSession> trace_;
+  std::unique_ptr<GpuMonitor> gpu_;  // rank 0 on a GPU with NVML: memory, utilisation, power
   // Last member: destroyed first, since its writer thread reads the model and optimizer.
   std::unique_ptr<Checkpointer> checkpointer_;
 };

@@ -2,6 +2,7 @@
 #include "models/model.h"
 
 #include "core/hash.h"
+#include "core/trace.h"
 
 namespace kiln {
 
@@ -16,6 +17,10 @@ void SequentialClassifier::build(Device& device, DType dtype, uint64_t seed) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->bind(&params_, &device);
     layers_[i]->declare(params_, fmt::format("layers.{}", i));
+    forward_names_.push_back(
+        trace::intern(fmt::format("forward layers.{} {}", i, layers_[i]->kind())));
+    backward_names_.push_back(
+        trace::intern(fmt::format("backward layers.{} {}", i, layers_[i]->kind())));
   }
   params_.finalize(device, dtype);
   for (auto& l : layers_) l->init(params_, seed);
@@ -32,8 +37,13 @@ void SequentialClassifier::build(Device& device, DType dtype, uint64_t seed) {
 }
 
 const Tensor& SequentialClassifier::forward(const MicroBatch& batch, const ForwardContext& ctx) {
+  trace::Span span("forward", "compute");
   const Tensor* x = &batch.x;
-  for (auto& l : layers_) x = &l->forward(*x, ctx);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    trace::Span layer(forward_names_[i], "layer");
+    layer.arg("layer", static_cast<int64_t>(i));
+    x = &layers_[i]->forward(*x, ctx);
+  }
   logits_ = x;
   return *x;
 }
@@ -47,10 +57,21 @@ LossSums SequentialClassifier::forward_backward(const MicroBatch& batch,
                                                 const ForwardContext& ctx, float grad_scale) {
   const Tensor& logits = forward(batch, ctx);
   dlogits_ = reuse_buffer(dlogits_store_, logits.shape(), logits.dtype(), *device_);
-  device_->ops().softmax_xent(logits, batch.y, &dlogits_, grad_scale, stats_);
+  {
+    trace::Span span("loss", "compute");
+    device_->ops().softmax_xent(logits, batch.y, &dlogits_, grad_scale, stats_);
+  }
   params_.begin_backward();
-  const Tensor* d = &dlogits_;
-  for (size_t i = layers_.size(); i-- > 0;) d = &layers_[i]->backward(*d, i > 0);
+  {
+    trace::Span span("backward", "compute");
+    const Tensor* d = &dlogits_;
+    for (size_t i = layers_.size(); i-- > 0;) {
+      // Per layer, so that the timeline shows which layers each bucket's all-reduce overlaps.
+      trace::Span layer(backward_names_[i], "layer");
+      layer.arg("layer", static_cast<int64_t>(i));
+      d = &layers_[i]->backward(*d, i > 0);
+    }
+  }
   return read_stats(batch.x.dim(0));
 }
 

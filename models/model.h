@@ -85,6 +85,8 @@ class SequentialClassifier final : public Model {
   std::string name_;
   ModelSpec spec_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  // Span names in the trace, one per layer: "forward layers.3 linear".
+  std::vector<const char*> forward_names_, backward_names_;
   const Tensor* logits_ = nullptr;
   Tensor dlogits_store_, dlogits_, stats_, stats_host_;
 };

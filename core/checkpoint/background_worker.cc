@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/trace.h"
 
 namespace kiln {
 
@@ -43,6 +44,7 @@ bool BackgroundWorker::idle() {
 }
 
 void BackgroundWorker::loop() {
+  trace::set_thread_name(name_);
   if (nice_ != 0 &&
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice_) != 0) {
     KILN_LOG_DEBUG("ckpt", "{}: cannot set nice {}: {}", name_, nice_, errno_string());

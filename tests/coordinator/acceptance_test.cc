@@ -1,7 +1,7 @@
 // Acceptance tests of issue 6 with the real binaries on loopback: a `kiln coordinator` process,
-// jobs of 1, 2 and 4 ranks (single-rank `kiln train`, and kiln_fake_ranks for several ranks
-// until multi-rank training is merged), `kiln status`, a scrape of /metrics, and a coordinator
-// killed with SIGKILL mid-job and restarted. Every process is killed when a test ends.
+// jobs of 1, 2 and 4 ranks (`kiln train` alone and under mpirun, and kiln_fake_ranks for
+// exact metric values), `kiln status`, a scrape of /metrics, and a coordinator killed with
+// SIGKILL mid-job and restarted. Every process is killed when a test ends.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -133,6 +133,63 @@ TEST_F(Acceptance, TwoAndFourRankJobsShowInStatusAndMetrics) {
   // Each commit's duration is the slowest rank's: 0.01 * world.
   EXPECT_NEAR(seen["kiln_checkpoint_duration_seconds_sum ddp4 "], 4 * 0.04, 1e-12);
   EXPECT_EQ(seen["kiln_checkpoint_duration_seconds_count ddp4 "], 4);
+}
+
+// The same with real ranks: `mpirun -np 2` and `-np 4` jobs of `kiln train` (a tiny MLP, 12
+// steps, a checkpoint every 4) report to the coordinator; `kiln status --json` shows every rank
+// at the last step, finished, and the checkpoints each committed by all ranks.
+TEST_F(Acceptance, MpirunJobsOfTwoAndFourRanksShowInStatus) {
+  if (std::string(KILN_MPIRUN).empty()) GTEST_SKIP() << "built without MPI (no mpirun)";
+  CoordinatorProcess coord(path("state"), token_file_);
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  for (int world : {2, 4}) {
+    const std::string job = "mpi" + std::to_string(world);
+    const std::string ckpt = path("ckpt-" + job);
+    std::vector<std::string> argv = {KILN_MPIRUN, "-np", std::to_string(world)};
+    if (world > cores) argv.push_back("--oversubscribe");
+    for (const std::string& a :
+         {std::string(KILN_BINARY), std::string("train"), std::string("--config"),
+          std::string(KILN_SOURCE_DIR) + "/configs/mlp_fashion.yaml"}) {
+      argv.push_back(a);
+    }
+    for (const std::string& kv :
+         {std::string("model.hidden=[16]"), std::string("train.steps=12"),
+          std::string("train.global_batch=32"), std::string("train.micro_batch=8"),
+          std::string("train.eval_every=0"), std::string("train.eval_samples=64"),
+          std::string("metrics.path="), "checkpoint.dir=" + ckpt,
+          std::string("checkpoint.every_steps=4"), "coordinator.address=" + coord.address(),
+          "coordinator.job=" + job, "coordinator.token_file=" + token_file_,
+          std::string("coordinator.heartbeat_s=0.2")}) {
+      argv.push_back("--set");
+      argv.push_back(kv);
+    }
+    Process run(argv, path(job + ".log"),
+                {{"OMPI_ALLOW_RUN_AS_ROOT", "1"}, {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"}});
+    ASSERT_EQ(run.wait(300), 0) << run.output();
+
+    nlohmann::json s = status_json(coord, job);
+    ASSERT_EQ(s["members"].size(), static_cast<size_t>(world)) << s.dump();
+    EXPECT_EQ(s["world"].get<int>(), world);
+    EXPECT_EQ(as_int(s["step"]), 12);
+    std::set<int64_t> pids;
+    for (int r = 0; r < world; ++r) {
+      const nlohmann::json& m = s["members"][r];
+      EXPECT_EQ(m["rank"].get<int>(), r);
+      EXPECT_EQ(as_int(m["step"]), 12);
+      EXPECT_EQ(m["phase"].get<std::string>(), "PHASE_FINISHED");
+      pids.insert(as_int(m["pid"]));
+    }
+    EXPECT_EQ(pids.size(), static_cast<size_t>(world));  // one process per rank
+    ASSERT_EQ(s["checkpoints"].size(), 3u) << s.dump();
+    for (size_t i = 0; i < 3; ++i) {
+      const nlohmann::json& c = s["checkpoints"][i];
+      EXPECT_EQ(as_int(c["step"]), 4 * static_cast<int64_t>(i + 1));
+      EXPECT_TRUE(c["committed"].get<bool>());
+      EXPECT_EQ(c["acks"].get<int>(), world);
+    }
+    EXPECT_EQ(s["latest_checkpoint"]["path"].get<std::string>(), ckpt + "/step-00000012");
+    EXPECT_TRUE(std::filesystem::exists(ckpt + "/step-00000012/MANIFEST.json"));
+  }
 }
 
 TEST_F(Acceptance, SigkilledCoordinatorLosesNoCommittedCheckpoint) {

@@ -215,5 +215,22 @@ TEST_F(ConfigTest, HashFollowsValuesNotOrigins) {
   EXPECT_EQ(config_hash(a).size(), 16u);
 }
 
+TEST_F(ConfigTest, TraceSectionIsOffByDefaultAndValidated) {
+  const Config d = load(kMlp);
+  EXPECT_TRUE(d.trace.dir.empty());
+  EXPECT_EQ(d.trace.start_step, 1);
+  EXPECT_EQ(d.trace.steps, 5);
+  const Config c = load("trace:\n  dir: runs/t\n  start_step: 10\n  steps: 3\n");
+  EXPECT_EQ(c.trace.dir, "runs/t");
+  EXPECT_EQ(c.trace.start_step, 10);
+  EXPECT_EQ(c.trace.steps, 3);
+  EXPECT_NE(config_hash(c), config_hash(d));  // ranks agree on tracing at start-up
+  std::string m = load_error("trace:\n  start_step: 0\n");
+  EXPECT_TRUE(contains(m, "configs/x.yaml:2"));
+  EXPECT_TRUE(contains(m, "trace.start_step = 0 is out of range"));
+  m = load_error("trace:\n  window: 3\n");
+  EXPECT_TRUE(contains(m, "trace.window is not a known key"));
+}
+
 }  // namespace
 }  // namespace kiln::test
