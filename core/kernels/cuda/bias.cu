@@ -1,4 +1,5 @@
-// Bias broadcast over channels and bias gradients (column sums / per-channel sums) into f32.
+// Bias broadcast over channels and bias gradients (column sums / per-channel sums, f32 math)
+// into db of the operands' dtype or f32.
 #include "core/kernels/cuda/common.cuh"
 #include "core/kernels/cuda/kernels.h"
 
@@ -18,9 +19,9 @@ __global__ void add_bias_channels_kernel(T* __restrict__ y, const T* __restrict_
 }
 
 // One block per 32 columns; threads stride over rows, then reduce in shared memory.
-template <typename T>
-__global__ void bias_grad_rows_kernel(const T* __restrict__ dy, float* __restrict__ db,
-                                      int64_t rows, int64_t cols) {
+template <typename T, typename G>
+__global__ void bias_grad_rows_kernel(const T* __restrict__ dy, G* __restrict__ db, int64_t rows,
+                                      int64_t cols) {
   __shared__ float acc[8][33];
   const int col = blockIdx.x * 32 + threadIdx.x;
   float sum = 0.f;
@@ -32,14 +33,14 @@ __global__ void bias_grad_rows_kernel(const T* __restrict__ dy, float* __restric
   if (threadIdx.y == 0 && col < cols) {
     float total = 0.f;
     for (int k = 0; k < static_cast<int>(blockDim.y); ++k) total += acc[k][threadIdx.x];
-    db[col] += total;
+    db[col] = from_f32<G>(to_f32(db[col]) + total);
   }
 }
 
 // One block per channel.
-template <typename T>
-__global__ void bias_grad_channels_kernel(const T* __restrict__ dy, float* __restrict__ db,
-                                          int64_t n, int64_t c, int64_t hw) {
+template <typename T, typename G>
+__global__ void bias_grad_channels_kernel(const T* __restrict__ dy, G* __restrict__ db, int64_t n,
+                                          int64_t c, int64_t hw) {
   __shared__ float scratch[32];
   const int64_t ch = blockIdx.x;
   float sum = 0.f;
@@ -48,7 +49,7 @@ __global__ void bias_grad_channels_kernel(const T* __restrict__ dy, float* __res
     sum += to_f32(dy[(s * c + ch) * hw + p]);
   }
   sum = block_sum(sum, scratch);
-  if (threadIdx.x == 0) db[ch] += sum;
+  if (threadIdx.x == 0) db[ch] = from_f32<G>(to_f32(db[ch]) + sum);
 }
 
 }  // namespace
@@ -64,24 +65,31 @@ void add_bias_channels(DType dt, void* y, const void* bias, int64_t n, int64_t c
   });
 }
 
-void bias_grad_rows(DType dt, const void* dy, float* db, int64_t rows, int64_t cols,
+void bias_grad_rows(DType dt, DType gdt, const void* dy, void* db, int64_t rows, int64_t cols,
                     cudaStream_t s) {
   if (rows == 0 || cols == 0) return;
   dim3 block(32, 8);
   dim3 grid(static_cast<unsigned>((cols + 31) / 32));
   dispatch_float(dt, [&](auto t) {
-    using T = decltype(t);
-    bias_grad_rows_kernel<T><<<grid, block, 0, s>>>(static_cast<const T*>(dy), db, rows, cols);
+    dispatch_float(gdt, [&](auto g) {
+      using T = decltype(t);
+      using G = decltype(g);
+      bias_grad_rows_kernel<T, G>
+          <<<grid, block, 0, s>>>(static_cast<const T*>(dy), static_cast<G*>(db), rows, cols);
+    });
   });
 }
 
-void bias_grad_channels(DType dt, const void* dy, float* db, int64_t n, int64_t c, int64_t hw,
-                        cudaStream_t s) {
+void bias_grad_channels(DType dt, DType gdt, const void* dy, void* db, int64_t n, int64_t c,
+                        int64_t hw, cudaStream_t s) {
   if (n * c * hw == 0) return;
   dispatch_float(dt, [&](auto t) {
-    using T = decltype(t);
-    bias_grad_channels_kernel<T><<<static_cast<unsigned>(c), kThreads, 0, s>>>(
-        static_cast<const T*>(dy), db, n, c, hw);
+    dispatch_float(gdt, [&](auto g) {
+      using T = decltype(t);
+      using G = decltype(g);
+      bias_grad_channels_kernel<T, G><<<static_cast<unsigned>(c), kThreads, 0, s>>>(
+          static_cast<const T*>(dy), static_cast<G*>(db), n, c, hw);
+    });
   });
 }
 

@@ -80,7 +80,9 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the block; every thread gets the result. `scratch` holds 32 values.
+// Sum over the block; every thread gets the result. `scratch` holds 32 values. Every thread of
+// the block must call it (it synchronises the block) and blockDim.x must be a multiple of 32
+// (the warp sums use full masks). The first barrier lets a call reuse the scratch of the last.
 template <typename V>
 __device__ V block_sum(V v, V* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -10,10 +10,14 @@ namespace {
 
 cudnnDataType_t cudnn_type(DType t) {
   switch (t) {
-    case DType::f32: return CUDNN_DATA_FLOAT;
-    case DType::bf16: return CUDNN_DATA_BFLOAT16;
-    case DType::f16: return CUDNN_DATA_HALF;
-    default: KILN_FAIL("cuDNN convolution: dtype {} is not supported", dtype_name(t));
+    case DType::f32:
+      return CUDNN_DATA_FLOAT;
+    case DType::bf16:
+      return CUDNN_DATA_BFLOAT16;
+    case DType::f16:
+      return CUDNN_DATA_HALF;
+    default:
+      KILN_FAIL("cuDNN convolution: dtype {} is not supported", dtype_name(t));
   }
 }
 
@@ -41,7 +45,6 @@ struct ConvRunner::Plan {
 ConvRunner::ConvRunner() { KILN_CUDNN_CHECK(cudnnCreate(&handle_)); }
 
 ConvRunner::~ConvRunner() {
-  for (auto& [k, p] : plans_) delete p;
   if (workspace_) cudaFree(workspace_);
   if (dw_tmp_) cudaFree(dw_tmp_);
   if (handle_) cudnnDestroy(handle_);
@@ -57,27 +60,21 @@ void* ConvRunner::workspace(size_t bytes) {
   return workspace_;
 }
 
-ConvRunner::Plan& ConvRunner::plan(const Tensor& x, const Tensor& w, const Tensor& y,
-                                   const Conv2dParams& p) {
-  Key key{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), p.stride, p.pad,
-          static_cast<int>(x.dtype())};
+ConvRunner::Plan& ConvRunner::plan(DType dtype, const ConvShape& s, const Conv2dParams& p) {
+  Key key{s.n, s.c, s.h, s.w, s.o, s.kh, s.kw, p.stride, p.pad, static_cast<int>(dtype)};
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
   auto plan = std::make_unique<Plan>();
-  const cudnnDataType_t t = cudnn_type(x.dtype());
+  const cudnnDataType_t t = cudnn_type(dtype);
   KILN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
   KILN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
   KILN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w));
   KILN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&plan->conv));
-  KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NCHW, t, x.dim(0), x.dim(1),
-                                              x.dim(2), x.dim(3)));
-  KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NCHW, t, y.dim(0), y.dim(1),
-                                              y.dim(2), y.dim(3)));
-  KILN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, CUDNN_TENSOR_NCHW, w.dim(0), w.dim(1),
-                                              w.dim(2), w.dim(3)));
-  KILN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan->conv, p.pad, p.pad, p.stride, p.stride,
-                                                   1, 1, CUDNN_CROSS_CORRELATION,
-                                                   CUDNN_DATA_FLOAT));
+  KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NCHW, t, s.n, s.c, s.h, s.w));
+  KILN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NCHW, t, s.n, s.o, s.ho, s.wo));
+  KILN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, t, CUDNN_TENSOR_NCHW, s.o, s.c, s.kh, s.kw));
+  KILN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan->conv, p.pad, p.pad, p.stride, p.stride, 1,
+                                                   1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   KILN_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
 
   // The heuristics' first choice that needs no more than kWorkspaceLimit.
@@ -93,11 +90,11 @@ ConvRunner::Plan& ConvRunner::plan(const Tensor& x, const Tensor& w, const Tenso
       ok = true;
     }
   }
-  KILN_CHECK(ok, "cuDNN has no forward algorithm for x {} w {}", x.shape().str(), w.shape().str());
+  KILN_CHECK(ok, "cuDNN has no forward algorithm for x ({}, {}, {}, {}) w ({}, {}, {}, {})", s.n,
+             s.c, s.h, s.w, s.o, s.c, s.kh, s.kw);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMaxAlgos];
-  KILN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, plan->w, plan->y,
-                                                               plan->conv, plan->x, kMaxAlgos,
-                                                               &n, bd));
+  KILN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+      handle_, plan->w, plan->y, plan->conv, plan->x, kMaxAlgos, &n, bd));
   ok = false;
   for (int i = 0; i < n && !ok; ++i) {
     if (bd[i].status == CUDNN_STATUS_SUCCESS && bd[i].memory <= kWorkspaceLimit) {
@@ -106,11 +103,10 @@ ConvRunner::Plan& ConvRunner::plan(const Tensor& x, const Tensor& w, const Tenso
       ok = true;
     }
   }
-  KILN_CHECK(ok, "cuDNN has no backward-data algorithm for x {}", x.shape().str());
+  KILN_CHECK(ok, "cuDNN has no backward-data algorithm for x ({}, {}, {}, {})", s.n, s.c, s.h, s.w);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMaxAlgos];
-  KILN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, plan->x, plan->y,
-                                                                 plan->conv, plan->w, kMaxAlgos,
-                                                                 &n, bf));
+  KILN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+      handle_, plan->x, plan->y, plan->conv, plan->w, kMaxAlgos, &n, bf));
   ok = false;
   for (int i = 0; i < n && !ok; ++i) {
     if (bf[i].status == CUDNN_STATUS_SUCCESS && bf[i].memory <= kWorkspaceLimit) {
@@ -119,15 +115,14 @@ ConvRunner::Plan& ConvRunner::plan(const Tensor& x, const Tensor& w, const Tenso
       ok = true;
     }
   }
-  KILN_CHECK(ok, "cuDNN has no backward-filter algorithm for x {}", x.shape().str());
-  Plan* raw = plan.release();
-  plans_.emplace(key, raw);
-  return *raw;
+  KILN_CHECK(ok, "cuDNN has no backward-filter algorithm for x ({}, {}, {}, {})", s.n, s.c, s.h,
+             s.w);
+  return *plans_.emplace(key, std::move(plan)).first->second;
 }
 
-void ConvRunner::forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p,
-                         cudaStream_t stream) {
-  Plan& pl = plan(x, w, y, p);
+void ConvRunner::forward(const Tensor& x, const Tensor& w, Tensor& y, const ConvShape& s,
+                         const Conv2dParams& p, cudaStream_t stream) {
+  Plan& pl = plan(x.dtype(), s, p);
   KILN_CUDNN_CHECK(cudnnSetStream(handle_, stream));
   const float one = 1.f, zero = 0.f;
   void* ws = workspace(pl.fwd_ws);
@@ -136,8 +131,9 @@ void ConvRunner::forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv
 }
 
 void ConvRunner::backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
-                          Tensor& dw, const Conv2dParams& p, cudaStream_t stream) {
-  Plan& pl = plan(x, w, dy, p);
+                          Tensor& dw, const ConvShape& s, const Conv2dParams& p,
+                          cudaStream_t stream) {
+  Plan& pl = plan(x.dtype(), s, p);
   KILN_CUDNN_CHECK(cudnnSetStream(handle_, stream));
   const float one = 1.f, zero = 0.f;
   void* ws = workspace(std::max(pl.bwd_filter_ws, pl.bwd_data_ws));

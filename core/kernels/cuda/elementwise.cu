@@ -1,5 +1,5 @@
-// Activations, scaling and dtype conversion: memory-bound, so 16-byte vectorised and coalesced,
-// with a scalar tail.
+// Activations, residual addition, scaling and dtype conversion: memory-bound, so 16-byte
+// vectorised and coalesced, with a scalar tail.
 #include "core/kernels/cuda/common.cuh"
 #include "core/kernels/cuda/kernels.h"
 
@@ -7,10 +7,11 @@ namespace kiln::cuda {
 
 namespace {
 
-// Applies f(i) -> writes for each element index, vectorised by the caller's functor.
-// vec: the pointers are 16-byte aligned, so whole vectors are loaded; the rest goes one by one.
+// y[i] = op(x[i]). vec: the pointers are 16-byte aligned, so whole vectors are loaded; the rest
+// goes one by one. Not __restrict__: y may be x (scale works in place, add writes into a or b),
+// and each element is read before the same thread writes it.
 template <typename T, typename Op>
-__global__ void map1(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool vec, Op op) {
+__global__ void map1(const T* x, T* y, int64_t n, bool vec, Op op) {
   constexpr int N = Vec<T>::kN;
   const int64_t nv = vec ? n / N : 0;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -26,8 +27,7 @@ __global__ void map1(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool
 }
 
 template <typename T, typename Op>
-__global__ void map2(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
-                     int64_t n, bool vec, Op op) {
+__global__ void map2(const T* a, const T* b, T* y, int64_t n, bool vec, Op op) {
   constexpr int N = Vec<T>::kN;
   const int64_t nv = vec ? n / N : 0;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -46,8 +46,8 @@ template <typename T, typename Op>
 void launch_map1(const void* x, void* y, int64_t n, Op op, cudaStream_t s) {
   if (n == 0) return;
   const bool vec = aligned16(x) && aligned16(y);
-  map1<T><<<blocks_for(n, vec ? Vec<T>::kN : 1), kThreads, 0, s>>>(
-      static_cast<const T*>(x), static_cast<T*>(y), n, vec, op);
+  map1<T><<<blocks_for(n, vec ? Vec<T>::kN : 1), kThreads, 0, s>>>(static_cast<const T*>(x),
+                                                                   static_cast<T*>(y), n, vec, op);
 }
 
 template <typename T, typename Op>
@@ -76,6 +76,9 @@ struct GeluGrad {
     const float du = 0.7978845608028654f * (1.f + 3.f * 0.044715f * v * v);
     return dy * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
   }
+};
+struct Add {
+  __device__ float operator()(float a, float b) const { return a + b; }
 };
 struct Scale {
   float a;
@@ -107,6 +110,9 @@ void gelu_forward(DType dt, const void* x, void* y, int64_t n, cudaStream_t s) {
 void gelu_backward(DType dt, const void* x, const void* dy, void* dx, int64_t n, cudaStream_t s) {
   dispatch_float(dt, [&](auto t) { launch_map2<decltype(t)>(x, dy, dx, n, GeluGrad{}, s); });
 }
+void add(DType dt, const void* a, const void* b, void* y, int64_t n, cudaStream_t s) {
+  dispatch_float(dt, [&](auto t) { launch_map2<decltype(t)>(a, b, y, n, Add{}, s); });
+}
 void scale(DType dt, void* x, float alpha, int64_t n, cudaStream_t s) {
   dispatch_float(dt, [&](auto t) { launch_map1<decltype(t)>(x, x, n, Scale{alpha}, s); });
 }
@@ -119,7 +125,7 @@ void convert(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, 
       using S = decltype(a);
       using D = decltype(b);
       convert_kernel<S, D><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const S*>(src),
-                                                             static_cast<D*>(dst), n, accumulate);
+                                                              static_cast<D*>(dst), n, accumulate);
     });
   });
 }

@@ -36,31 +36,27 @@ __global__ void pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ y,
 template <typename T>
 __global__ void zero_kernel(T* __restrict__ p, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) p[i] = from_f32<T>(0.f);
+  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+    p[i] = from_f32<T>(0.f);
 }
 
-// Windows that do not overlap send each input element at most one gradient: a plain store.
-// Overlapping windows accumulate with atomics.
+// Atomic adds: an input element may be the maximum of several windows when they overlap, and
+// backward is not told the kernel and stride that would say whether they do. Contention is rare
+// (a window's maximum is usually its own), so the atomics cost little over plain stores.
 template <typename T>
 __global__ void pool_bwd_kernel(const T* __restrict__ dy, const int32_t* __restrict__ arg,
-                                T* __restrict__ dx, int64_t planes, int64_t hw, int64_t ohw,
-                                bool overlapping) {
+                                T* __restrict__ dx, int64_t planes, int64_t hw, int64_t ohw) {
   const int64_t total = planes * ohw;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
-    T* d = dx + (i / ohw) * hw + arg[i];
-    if (overlapping) {
-      atomicAdd(d, dy[i]);
-    } else {
-      *d = dy[i];
-    }
+    atomicAdd(dx + (i / ohw) * hw + arg[i], dy[i]);
   }
 }
 
 }  // namespace
 
-void maxpool2d_forward(DType dt, const void* x, void* y, int32_t* argmax, int64_t planes,
-                       int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t stride,
+void maxpool2d_forward(DType dt, const void* x, void* y, int32_t* argmax, int64_t planes, int64_t h,
+                       int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t stride,
                        cudaStream_t s) {
   const int64_t total = planes * ho * wo;
   if (total == 0) return;
@@ -71,9 +67,8 @@ void maxpool2d_forward(DType dt, const void* x, void* y, int32_t* argmax, int64_
   });
 }
 
-void maxpool2d_backward(DType dt, const void* dy, const int32_t* argmax, void* dx,
-                        int64_t planes, int64_t hw, int64_t ohw, bool overlapping,
-                        cudaStream_t s) {
+void maxpool2d_backward(DType dt, const void* dy, const int32_t* argmax, void* dx, int64_t planes,
+                        int64_t hw, int64_t ohw, cudaStream_t s) {
   dispatch_float(dt, [&](auto t) {
     using T = decltype(t);
     if (planes * hw > 0) {
@@ -81,7 +76,7 @@ void maxpool2d_backward(DType dt, const void* dy, const int32_t* argmax, void* d
     }
     if (planes * ohw > 0) {
       pool_bwd_kernel<T><<<blocks_for(planes * ohw), kThreads, 0, s>>>(
-          static_cast<const T*>(dy), argmax, static_cast<T*>(dx), planes, hw, ohw, overlapping);
+          static_cast<const T*>(dy), argmax, static_cast<T*>(dx), planes, hw, ohw);
     }
   });
 }

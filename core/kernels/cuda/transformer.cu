@@ -18,9 +18,17 @@ __device__ __forceinline__ void accumulate(G* p, float v) {
 template <typename T>
 __global__ void embedding_fwd_kernel(const int32_t* __restrict__ tok, const T* __restrict__ wte,
                                      const T* __restrict__ wpe, T* __restrict__ y, int64_t T_,
-                                     int64_t C) {
+                                     int64_t C, int64_t V) {
   const int64_t bt = blockIdx.x, t = bt % T_;
-  const T* e = wte + static_cast<int64_t>(tok[bt]) * C;
+  const int32_t id = tok[bt];
+  if (id < 0 || id >= V) {
+    // NaN makes the loss non-finite, which the trainer reports, instead of reading past wte.
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      y[bt * C + c] = from_f32<T>(__int_as_float(0x7fc00000));
+    }
+    return;
+  }
+  const T* e = wte + static_cast<int64_t>(id) * C;
   const T* p = wpe + t * C;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     y[bt * C + c] = from_f32<T>(to_f32(e[c]) + to_f32(p[c]));
@@ -30,9 +38,11 @@ __global__ void embedding_fwd_kernel(const int32_t* __restrict__ tok, const T* _
 // Token rows: atomics, because a token may repeat within the batch.
 template <typename T, typename G>
 __global__ void embedding_bwd_tokens(const int32_t* __restrict__ tok, const T* __restrict__ dy,
-                                     G* __restrict__ dwte, int64_t C) {
+                                     G* __restrict__ dwte, int64_t C, int64_t V) {
   const int64_t bt = blockIdx.x;
-  G* row = dwte + static_cast<int64_t>(tok[bt]) * C;
+  const int32_t id = tok[bt];
+  if (id < 0 || id >= V) return;
+  G* row = dwte + static_cast<int64_t>(id) * C;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) accumulate(row + c, to_f32(dy[bt * C + c]));
 }
 
@@ -105,8 +115,7 @@ __global__ void layernorm_bwd_dx(const T* __restrict__ x, const T* __restrict__ 
 template <typename T, typename G>
 __global__ void layernorm_bwd_params(const T* __restrict__ x, const T* __restrict__ mean,
                                      const T* __restrict__ rstd, const T* __restrict__ dy,
-                                     G* __restrict__ dw, G* __restrict__ db, int64_t N,
-                                     int64_t C) {
+                                     G* __restrict__ dw, G* __restrict__ db, int64_t N, int64_t C) {
   __shared__ float acc_w[8][33], acc_b[8][33];
   const int64_t c = blockIdx.x * 32 + threadIdx.x;
   float sw = 0.f, sb = 0.f;
@@ -136,8 +145,8 @@ template <typename T>
 __global__ void attention_fwd_kernel(const T* __restrict__ qkv, T* __restrict__ out,
                                      T* __restrict__ lse, int64_t T_, int64_t C, int64_t H) {
   extern __shared__ float smem[];
-  float* scores = smem;           // T_
-  float* red = smem + T_;         // 32
+  float* scores = smem;    // T_
+  float* red = smem + T_;  // 32
   const int64_t i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = C / H;
   const float scale = rsqrtf(static_cast<float>(D));
   const T* q = qkv + (b * T_ + i) * 3 * C + h * D;
@@ -187,9 +196,9 @@ __global__ void attention_bwd_kernel(const T* __restrict__ qkv, const T* __restr
                                      T* __restrict__ dqkv, float* __restrict__ kv_acc, int64_t T_,
                                      int64_t C, int64_t H) {
   extern __shared__ float smem[];
-  float* ds = smem;        // T_: dS of row i
-  float* p = smem + T_;    // T_: probabilities of row i
-  float* red = p + T_;     // 32
+  float* ds = smem;      // T_: dS of row i
+  float* p = smem + T_;  // T_: probabilities of row i
+  float* red = p + T_;   // 32
   const int64_t i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, D = C / H;
   const float scale = rsqrtf(static_cast<float>(D));
   const int64_t row = (b * T_ + i);
@@ -242,38 +251,40 @@ __global__ void attention_bwd_finish(const float* __restrict__ kv_acc, T* __rest
   }
 }
 
-template <typename T>
-__global__ void add_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
-                           int64_t n) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    y[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
+unsigned row_threads(int64_t C) { return C >= 256 ? 256 : (C >= 128 ? 128 : 32); }
+
+// Dynamic shared memory above 48 KiB needs an opt-in per kernel (up to 227 KiB on Hopper). A
+// failure here shows up as the launch's error, which the caller checks.
+template <typename Kernel>
+void allow_shared_memory(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(bytes));
   }
 }
-
-unsigned row_threads(int64_t C) { return C >= 256 ? 256 : (C >= 128 ? 128 : 32); }
 
 }  // namespace
 
 void embedding_forward(DType dt, const int32_t* tokens, const void* wte, const void* wpe, void* y,
-                       int64_t B, int64_t T, int64_t C, cudaStream_t s) {
+                       int64_t B, int64_t T, int64_t C, int64_t V, cudaStream_t s) {
   if (B * T == 0) return;
   dispatch_float(dt, [&](auto t) {
     using E = decltype(t);
     embedding_fwd_kernel<E><<<static_cast<unsigned>(B * T), row_threads(C), 0, s>>>(
-        tokens, static_cast<const E*>(wte), static_cast<const E*>(wpe), static_cast<E*>(y), T, C);
+        tokens, static_cast<const E*>(wte), static_cast<const E*>(wpe), static_cast<E*>(y), T, C,
+        V);
   });
 }
 
 void embedding_backward(DType dt, DType gdt, const int32_t* tokens, const void* dy, void* dwte,
-                        void* dwpe, int64_t B, int64_t T, int64_t C, cudaStream_t s) {
+                        void* dwpe, int64_t B, int64_t T, int64_t C, int64_t V, cudaStream_t s) {
   if (B * T == 0) return;
   dispatch_float(dt, [&](auto t) {
     dispatch_float(gdt, [&](auto g) {
       using E = decltype(t);
       using G = decltype(g);
       embedding_bwd_tokens<E, G><<<static_cast<unsigned>(B * T), row_threads(C), 0, s>>>(
-          tokens, static_cast<const E*>(dy), static_cast<G*>(dwte), C);
+          tokens, static_cast<const E*>(dy), static_cast<G*>(dwte), C, V);
       embedding_bwd_positions<E, G><<<static_cast<unsigned>(T), row_threads(C), 0, s>>>(
           static_cast<const E*>(dy), static_cast<G*>(dwpe), B, T, C);
     });
@@ -316,9 +327,10 @@ void attention_forward(DType dt, const void* qkv, void* out, void* lse, int64_t 
   const size_t smem = (static_cast<size_t>(T) + 32) * sizeof(float);
   dispatch_float(dt, [&](auto t) {
     using E = decltype(t);
-    attention_fwd_kernel<E><<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(B * H)), 128,
-                              smem, s>>>(static_cast<const E*>(qkv), static_cast<E*>(out),
-                                         static_cast<E*>(lse), T, C, H);
+    allow_shared_memory(attention_fwd_kernel<E>, smem);
+    attention_fwd_kernel<E>
+        <<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(B * H)), 128, smem, s>>>(
+            static_cast<const E*>(qkv), static_cast<E*>(out), static_cast<E*>(lse), T, C, H);
   });
 }
 
@@ -326,26 +338,16 @@ void attention_backward(DType dt, const void* qkv, const void* out, const void* 
                         const void* dout, void* dqkv, float* kv_acc, int64_t B, int64_t T,
                         int64_t C, int64_t H, cudaStream_t s) {
   if (B * T == 0) return;
-  cudaMemsetAsync(kv_acc, 0, static_cast<size_t>(B * T * 2 * C) * sizeof(float), s);
   const size_t smem = (2 * static_cast<size_t>(T) + 32) * sizeof(float);
   dispatch_float(dt, [&](auto t) {
     using E = decltype(t);
-    attention_bwd_kernel<E><<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(B * H)), 128,
-                              smem, s>>>(static_cast<const E*>(qkv), static_cast<const E*>(out),
-                                         static_cast<const E*>(lse), static_cast<const E*>(dout),
-                                         static_cast<E*>(dqkv), kv_acc, T, C, H);
-    attention_bwd_finish<E><<<blocks_for(B * T * 2 * C), kThreads, 0, s>>>(
-        kv_acc, static_cast<E*>(dqkv), B * T, C);
-  });
-}
-
-void add(DType dt, const void* a, const void* b, void* y, int64_t n, cudaStream_t s) {
-  if (n == 0) return;
-  dispatch_float(dt, [&](auto t) {
-    using E = decltype(t);
-    add_kernel<E><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const E*>(a),
-                                                     static_cast<const E*>(b), static_cast<E*>(y),
-                                                     n);
+    allow_shared_memory(attention_bwd_kernel<E>, smem);
+    attention_bwd_kernel<E>
+        <<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(B * H)), 128, smem, s>>>(
+            static_cast<const E*>(qkv), static_cast<const E*>(out), static_cast<const E*>(lse),
+            static_cast<const E*>(dout), static_cast<E*>(dqkv), kv_acc, T, C, H);
+    attention_bwd_finish<E>
+        <<<blocks_for(B * T * 2 * C), kThreads, 0, s>>>(kv_acc, static_cast<E*>(dqkv), B * T, C);
   });
 }
 

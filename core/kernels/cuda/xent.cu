@@ -76,17 +76,15 @@ __global__ void xent_kernel(const T* __restrict__ logits, const int32_t* __restr
 
 }  // namespace
 
-void softmax_xent(DType dt, const void* logits, const int32_t* labels, void* dlogits,
-                  int64_t rows, int64_t classes, float grad_scale, double* stats,
-                  cudaStream_t s) {
-  cudaMemsetAsync(stats, 0, 2 * sizeof(double), s);
+void softmax_xent(DType dt, const void* logits, const int32_t* labels, void* dlogits, int64_t rows,
+                  int64_t classes, float grad_scale, double* stats, cudaStream_t s) {
   if (rows == 0) return;
   const int threads = classes >= 256 ? 256 : (classes >= 128 ? 128 : 32);
   dispatch_float(dt, [&](auto t) {
     using T = decltype(t);
-    xent_kernel<T><<<static_cast<unsigned>(rows), threads, 0, s>>>(
-        static_cast<const T*>(logits), labels, static_cast<T*>(dlogits), classes, grad_scale,
-        stats);
+    xent_kernel<T><<<static_cast<unsigned>(rows), threads, 0, s>>>(static_cast<const T*>(logits),
+                                                                   labels, static_cast<T*>(dlogits),
+                                                                   classes, grad_scale, stats);
   });
 }
 
