@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of Kiln in one run on a GPU machine (one H100/H200), in a few minutes, with a
 # summary table last:
-#   1. the GPU op suite (every op on the GPU against the CPU reference; gtest filter below),
+#   1. the GPU op suite (every op on the GPU against the CPU reference: the `cuda/*` tests),
 #   2. compute-sanitizer (memcheck) over the same tests,
 #   3. MLP and CNN through `kiln train` on the GPU vs the CPU, same seed and steps: test accuracy
 #      within 1 point (the CNN also with an NCCL world of one, and in bf16),
@@ -16,7 +16,7 @@ out="${OUT:-$root/device-check}"; mkdir -p "$out"
 carry="$root/.carry"
 py="${KILN_TORCH_PYTHON:-python3}"
 steps="${KILN_CHECK_STEPS:-800}"
-filter="${KILN_GPU_TEST_FILTER:-*Gpu*:*Cuda*:*OnDevice*}"
+filter="${KILN_GPU_TEST_FILTER:-cuda/*}"
 declare -a rows
 row() { rows+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); }
 finish() {
