@@ -7,6 +7,9 @@
 #ifdef KILN_WITH_MPI
 #include "comm/mpi_communicator.h"
 #endif
+#ifdef KILN_WITH_NCCL
+#include "comm/nccl_communicator.h"
+#endif
 
 namespace kiln {
 
@@ -30,12 +33,9 @@ bool mpi_available() {
 
 std::unique_ptr<Communicator> make_communicator(const Config& cfg) {
   const std::string& backend = cfg.comm.backend;
-  KILN_CHECK(backend != "nccl",
-             "{} = nccl: the NCCL backend is not part of this build yet; use "
-             "auto or mpi",
-             cfg.where("comm.backend"));
   const std::string launcher = mpi_launcher_variable();
-  const bool want_mpi = backend == "mpi" || (backend == "auto" && !launcher.empty());
+  // NCCL is bootstrapped over MPI when an MPI launcher started the job.
+  const bool want_mpi = backend == "mpi" || (backend != "mpi" && !launcher.empty());
   if (!want_mpi) {
     KILN_LOG_DEBUG("comm", "no MPI launcher in the environment: a world of one");
     return make_self_communicator();
@@ -51,6 +51,23 @@ std::unique_ptr<Communicator> make_communicator(const Config& cfg) {
       "mpirun",
       backend == "mpi" ? cfg.where("comm.backend") : std::string("this run"),
       launcher.empty() ? "" : " (started by an MPI launcher: " + launcher + ")");
+#endif
+}
+
+std::unique_ptr<Communicator> make_device_communicator(const Config& cfg, Communicator& host,
+                                                       Device& device) {
+  const std::string& backend = cfg.comm.backend;
+  if (device.type() == DeviceType::cpu) {
+    KILN_CHECK(backend != "nccl", "{} = nccl needs a GPU, but this rank trains on {}; use auto "
+               "or mpi", cfg.where("comm.backend"), device.name());
+    return nullptr;
+  }
+  if (backend == "mpi") return nullptr;  // host staging through MPI, as asked
+#ifdef KILN_WITH_NCCL
+  return make_nccl_communicator(host, device, cfg.comm.timeout_s);
+#else
+  KILN_FAIL("{} = {} on a GPU needs NCCL, but this kiln was built without it; rebuild with the "
+            "CUDA toolkit's NCCL, or set comm.backend: mpi", cfg.where("comm.backend"), backend);
 #endif
 }
 

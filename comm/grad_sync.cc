@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/hash.h"
+#include "core/ops.h"
 
 namespace kiln {
 
@@ -49,6 +50,9 @@ GradSync::GradSync(Communicator& comm, ParamStore& store, const GradSyncOptions&
   plan_ = plan_buckets(store, elem, options.first_bucket_bytes, options.bucket_bytes);
   plan_hash_ = bucket_plan_hash(plan_, elem);
   active_ = comm.world() > 1;
+  if (active_ && options_.wire_dtype != store.grads().dtype()) {
+    staging_ = Tensor::zeros(Shape{store.total()}, options_.wire_dtype, store.grads().device());
+  }
   if (active_ && options_.overlap) {
     store_.set_grad_ready_hook([this](int64_t begin, int64_t) { on_ready(begin); });
   }
@@ -78,8 +82,16 @@ void GradSync::on_ready(int64_t begin) {
   }
 }
 
+Tensor GradSync::wire_view(int64_t begin, int64_t numel) {
+  Tensor grads = store_.grads().view(begin, Shape{numel});
+  if (!staging_.defined()) return grads;
+  Tensor wire = staging_.view(begin, Shape{numel});
+  grads.device().ops().cast(grads, wire);
+  return wire;
+}
+
 void GradSync::launch(size_t i) {
-  Tensor view = store_.grads().view(plan_[i].begin, Shape{plan_[i].numel()});
+  Tensor view = wire_view(plan_[i].begin, plan_[i].numel());
   // Background: issued while backward computes (the same on every rank: comm.overlap agrees).
   pending_.push_back(comm_.all_reduce_async(
       view, ReduceOp::sum, CollectiveTag{"gradients", step_, static_cast<int>(i), true}));
@@ -91,10 +103,16 @@ double GradSync::finish() {
   if (options_.overlap) {
     while (next_ < plan_.size()) launch(next_++);  // a model that left ranges unannounced
   } else {
-    pending_.push_back(comm_.all_reduce_async(store_.grads(), ReduceOp::sum,
-                                              CollectiveTag{"gradients", step_, -1}));
+    Tensor all = wire_view(0, store_.total());
+    pending_.push_back(
+        comm_.all_reduce_async(all, ReduceOp::sum, CollectiveTag{"gradients", step_, -1}));
   }
   for (auto& w : pending_) w->wait();
+  if (staging_.defined()) {
+    // The reduced sums replace this rank's gradients (ordered after the waits above).
+    Tensor& grads = store_.grads();
+    grads.device().ops().cast(staging_, grads);
+  }
   pending_.clear();
   next_ = 0;
   armed_ = false;

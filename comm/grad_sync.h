@@ -33,6 +33,9 @@ struct GradSyncOptions {
   int64_t bucket_bytes = 25 << 20;       // comm.bucket_mb
   int64_t first_bucket_bytes = 1 << 20;  // comm.first_bucket_mb: the last layers, sent first
   bool overlap = true;                   // comm.overlap
+  // comm.grad_dtype: the dtype gradients travel in. f32 by default; bf16 halves the bytes
+  // (each bucket is rounded into a bf16 staging copy, reduced, and added back as f32).
+  DType wire_dtype = DType::f32;
 };
 
 // The bucket plan, in the order buckets become final (decreasing offsets); the buckets tile
@@ -70,6 +73,8 @@ class GradSync {
  private:
   void on_ready(int64_t begin);
   void launch(size_t i);
+  // The tensor a bucket travels in: the gradient view itself, or its 16-bit staging copy.
+  Tensor wire_view(int64_t begin, int64_t numel);
 
   Communicator& comm_;
   ParamStore& store_;
@@ -78,6 +83,7 @@ class GradSync {
   std::string plan_hash_;
   bool active_ = false;  // world > 1
   bool armed_ = false;   // the current backward is the step's last
+  Tensor staging_;       // the wire-dtype copy of the gradients (undefined when they travel as is)
   int64_t step_ = -1;
   size_t next_ = 0;  // first bucket of the plan not issued yet
   int launched_in_backward_ = 0;

@@ -68,6 +68,7 @@ struct CommConfig {
   double first_bucket_mb = 1.0;
   double timeout_s = 300.0;
   bool overlap = true;
+  std::string grad_dtype = "fp32";  // fp32 | bf16: the dtype gradients are reduced in
 };
 
 struct CheckpointConfig {

@@ -122,6 +122,8 @@ std::vector<ConfigField> config_fields(Config& c) {
           "first bucket (the last layers, reduced first) in MiB; fractions as bucket_mb", true),
       num("comm.timeout_s", &k.timeout_s, 0.0, 86400.0, "collective deadline in seconds", true),
       flag("comm.overlap", &k.overlap, "all-reduce buckets during backward"),
+      str("comm.grad_dtype", &k.grad_dtype, {"fp32", "bf16"},
+          "dtype gradients are reduced in (bf16 halves the traffic; the sums land in f32)"),
 
       str("checkpoint.dir", &ck.dir, {}, "checkpoint directory (empty = no checkpoints)"),
       num("checkpoint.every_steps", &ck.every_steps, 0, 1e15, "save every N steps (0 = off)"),

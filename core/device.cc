@@ -110,19 +110,22 @@ void register_builtin_backends() {
 #endif
 }
 
+std::optional<BackendEntry> find_backend(DeviceType type) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (const BackendEntry& e : r.backends) {
+    if (e.type == type) return e;
+  }
+  return std::nullopt;
+}
+
 Device& select_device(const std::string& spec, int local_rank) {
   KILN_CHECK(spec == "auto" || spec == "cpu" || spec == "cuda",
              "train.device is '{}': expected auto, cpu or cuda", spec);
   if (spec == "cpu") return cpu_device();
   register_builtin_backends();
   Registry& r = registry();
-  const BackendEntry* cuda = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(r.mu);
-    for (const BackendEntry& e : r.backends) {
-      if (e.type == DeviceType::cuda) cuda = &e;
-    }
-  }
+  const std::optional<BackendEntry> cuda = find_backend(DeviceType::cuda);
   std::string why = "this build has no CUDA backend (no nvcc was found when it was configured)";
   if (cuda) {
     int n = cuda->count();
@@ -134,8 +137,10 @@ Device& select_device(const std::string& spec, int local_rank) {
     }
     why = cuda->why_unavailable();
   }
-  KILN_CHECK(spec != "cuda", "train.device is 'cuda' but no GPU can be used: {}; set "
-             "train.device: cpu (or auto) to train on the CPU", why);
+  KILN_CHECK(spec != "cuda",
+             "train.device is 'cuda' but no GPU can be used: {}; set "
+             "train.device: cpu (or auto) to train on the CPU",
+             why);
   KILN_LOG_INFO("device", "device auto: no usable GPU ({}); training on the CPU", why);
   return cpu_device();
 }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,9 @@ struct BackendEntry {
 void register_backend(const BackendEntry& entry);
 // Registers the backends compiled into this build (CUDA when built with it). Idempotent.
 void register_builtin_backends();
+// The registered backend of `type`, or nullopt when this build has none (CPU: always nullopt;
+// it is cpu_device()). Tests use it to run on every device and to say why one is missing.
+std::optional<BackendEntry> find_backend(DeviceType type);
 
 // Picks the device for this rank: "cpu", "cuda", or "auto" (CUDA when a GPU is visible, else
 // the CPU with one log line saying why). local_rank selects the GPU. The device lives for the

@@ -141,6 +141,10 @@ class Ops {
   virtual void scale(Tensor& x, double alpha) = 0;
   // True when every element is finite; blocks until the result is known.
   virtual bool all_finite(const Tensor& x) = 0;
+  // dst = src converted between float dtypes (f32, f64, bf16, f16; round to nearest even), or
+  // dst += src when accumulate. Same element count. Mixed precision keeps 16-bit compute copies
+  // of the f32 master weights with it.
+  virtual void cast(const Tensor& src, Tensor& dst, bool accumulate = false) = 0;
 };
 
 }  // namespace kiln

@@ -1,6 +1,8 @@
 // Layout of the flat parameter/gradient buffers and the backward watermark.
 #include "core/param_store.h"
 
+#include "core/ops.h"
+
 namespace kiln {
 
 int ParamStore::declare(const std::string& name, const Shape& shape, bool decay) {
@@ -23,6 +25,27 @@ void ParamStore::finalize(Device& device, DType dtype) {
   grads_ = Tensor::zeros(Shape{total_}, dtype, device);
   ready_.assign(infos_.size(), 0);
   next_unready_ = static_cast<int>(infos_.size()) - 1;
+}
+
+void ParamStore::set_compute_dtype(DType dtype) {
+  KILN_CHECK(finalized(), "the compute dtype is set after the buffers are laid out");
+  KILN_CHECK(is_float(dtype), "compute dtype {} is not a float type", dtype_name(dtype));
+  if (dtype == params_.dtype()) {
+    cparams_ = Tensor();
+    return;
+  }
+  cparams_ = Tensor::zeros(Shape{total_}, dtype, params_.device());
+  refresh_compute_params();
+}
+
+Tensor ParamStore::compute_param(int id) const {
+  if (!cparams_.defined()) return param(id);
+  const ParamInfo& p = infos_.at(id);
+  return cparams_.view(p.offset, p.shape);
+}
+
+void ParamStore::refresh_compute_params() {
+  if (cparams_.defined()) params_.device().ops().cast(params_, cparams_);
 }
 
 int64_t ParamStore::count() const {

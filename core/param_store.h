@@ -34,6 +34,16 @@ class ParamStore {
   int declare(const std::string& name, const Shape& shape, bool decay);
   // Allocates params and grads (zeroed) on `device` in `dtype`.
   void finalize(Device& device, DType dtype);
+
+  // Mixed precision (DESIGN decision 1 still holds: one flat buffer per kind). The parameters and
+  // gradients stay in the master dtype (f32); layers compute with a copy in `dtype` (bf16 or
+  // f16), refreshed from the master weights after every update. With the master dtype, the
+  // compute copy is the parameters themselves.
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const { return cparams_.defined() ? cparams_.dtype() : params_.dtype(); }
+  Tensor compute_param(int id) const;
+  // cparams = params rounded to the compute dtype (on the parameters' device, compute stream).
+  void refresh_compute_params();
   bool finalized() const { return params_.defined(); }
 
   const std::vector<ParamInfo>& infos() const { return infos_; }
@@ -57,6 +67,7 @@ class ParamStore {
   std::vector<ParamInfo> infos_;
   int64_t total_ = 0;
   Tensor params_, grads_;
+  Tensor cparams_;  // the compute copy; undefined when computing in the master dtype
   std::vector<uint8_t> ready_;
   int next_unready_ = -1;  // highest id whose gradient is not final yet
   GradReadyHook hook_;

@@ -195,7 +195,8 @@ void Checkpointer::load(const std::string& dir, TrainProgress& out) {
   KILN_LOG_INFO0("ckpt", "resumed from {}: step {}, epoch {}, cursor {}, optimizer step {}", dir,
                  ts.step, ts.dataset_size ? ts.cursor / ts.dataset_size : 0, ts.cursor,
                  ts.optimizer_steps);
-  out = TrainProgress{ts.step, ts.cursor, ts.skipped_steps, ts.consecutive_skips};
+  out = TrainProgress{ts.step, ts.cursor, ts.skipped_steps, ts.consecutive_skips,
+                      ts.loss_scale};
   last_saved_step_ = ts.step;
   last_save_time_ = std::chrono::steady_clock::now();
 }

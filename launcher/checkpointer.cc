@@ -112,7 +112,7 @@ TrainerState Checkpointer::trainer_state(const TrainProgress& p) const {
   t.total_steps = cfg_.train.steps;
   t.schedule = cfg_.optim.schedule;
   t.lr = learning_rate(cfg_.optim, std::max<int64_t>(0, p.step - 1), cfg_.train.steps);
-  t.loss_scale = 1.0;
+  t.loss_scale = p.loss_scale;
   t.world = comm_.world();
   t.model_name = model_.name();
   t.model_fingerprint = model_.fingerprint();

@@ -43,6 +43,7 @@ struct TrainProgress {
   int64_t cursor = 0;  // global sample stream position
   int64_t skipped_steps = 0;
   int64_t consecutive_skips = 0;
+  double loss_scale = 1.0;  // fp16 dynamic loss scale (1 otherwise)
 };
 
 struct CommitInfo {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "comm/agreement.h"
+#include "comm/backend.h"
 #include "core/env.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -78,15 +79,24 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   ModelSpec spec{data_.train->sample_shape(), data_.train->num_classes()};
   model_ = create_model(cfg_, spec);
   model_->build(*device_, DType::f32, static_cast<uint64_t>(cfg_.train.seed));
+  // Device buffers are reduced by NCCL when the device is a GPU (host tensors stay on comm_).
+  device_comm_ = make_device_communicator(cfg_, comm_, *device_);
+  Communicator& grads_comm = device_comm_ ? *device_comm_ : comm_;
   GradSyncOptions sync;
   sync.bucket_bytes = mib_to_bytes(cfg_.comm.bucket_mb);
   sync.first_bucket_bytes = mib_to_bytes(cfg_.comm.first_bucket_mb);
   sync.overlap = cfg_.comm.overlap;
-  grad_sync_ = std::make_unique<GradSync>(comm_, model_->params(), sync);
+  sync.wire_dtype = cfg_.comm.grad_dtype == "bf16" ? DType::bf16 : DType::f32;
+  grad_sync_ = std::make_unique<GradSync>(grads_comm, model_->params(), sync);
   plan_tag_ = static_cast<double>(std::stoull(grad_sync_->plan_hash().substr(0, 5), nullptr, 16));
   agree_at_start();
   // Every rank starts from rank 0's weights, whatever its own initialisation produced.
-  comm_.broadcast(model_->params().params(), 0, CollectiveTag{"parameters"});
+  grads_comm.broadcast(model_->params().params(), 0, CollectiveTag{"parameters"});
+  // Mixed precision: 16-bit compute copies of the f32 master weights (DESIGN decision 1).
+  if (cfg_.train.precision != "fp32") {
+    model_->params().set_compute_dtype(cfg_.train.precision == "bf16" ? DType::bf16 : DType::f16);
+    if (cfg_.train.precision == "fp16") loss_scale_ = kInitialLossScale;
+  }
   optimizer_ = create_optimizer(cfg_.optim, model_->params());
   if (comm_.rank() == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.metrics.path);
   reporter_ = make_reporter(cfg_, comm_.rank(), comm_.world());
@@ -123,9 +133,10 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
       sizes += fmt::format("{}{:.2f}", i ? ", " : "", plan[i].numel() * 4.0 / (1 << 20));
     }
     KILN_LOG_INFO0("train", "gradient sync over {} ({}): {} buckets in backward order of [{}{}] "
-                   "MiB, overlap {}, collective deadline {} s", comm_.backend(), comm_.world(),
+                   "MiB, overlap {}, reduced in {}, collective deadline {} s",
+                   device_comm_ ? device_comm_->backend() : comm_.backend(), comm_.world(),
                    plan.size(), sizes, plan.size() > 8 ? ", ..." : "",
-                   grad_sync_->overlap() ? "on" : "off", cfg_.comm.timeout_s);
+                   grad_sync_->overlap() ? "on" : "off", cfg_.comm.grad_dtype, cfg_.comm.timeout_s);
   }
 }
 
@@ -161,10 +172,12 @@ void Trainer::resume(const std::string& spec) {
   cursor_ = p->cursor;
   total_skips_ = p->skipped_steps;
   consecutive_skips_ = p->consecutive_skips;
+  if (cfg_.train.precision == "fp16") loss_scale_ = p->loss_scale;
+  model_->params().refresh_compute_params();  // the master weights were just loaded
 }
 
 TrainProgress Trainer::train_progress(int64_t steps_done) const {
-  return TrainProgress{steps_done, cursor_, total_skips_, consecutive_skips_};
+  return TrainProgress{steps_done, cursor_, total_skips_, consecutive_skips_, loss_scale_};
 }
 
 void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& data,
@@ -186,11 +199,23 @@ void Trainer::load_micro_batch(int64_t first_sample, int64_t n, const Dataset& d
     out.x = x;
     out.y = y;
   } else {
-    if (!out.x.defined() || out.x.numel() != x.numel()) {
-      out.x = Tensor::empty(xshape, x.dtype(), *device_);
+    // Float inputs are computed on in the compute dtype (bf16/f16 under mixed precision).
+    const DType compute = model_->params().compute_dtype();
+    const DType xdt = is_float(x.dtype()) ? compute : x.dtype();
+    if (!out.x.defined() || out.x.numel() != x.numel() || out.x.dtype() != xdt) {
+      out.x = Tensor::empty(xshape, xdt, *device_);
       out.y = Tensor::empty(yshape, DType::i32, *device_);
+      if (xdt != x.dtype()) x_stage_ = Tensor::empty(xshape, x.dtype(), *device_);
     }
-    out.x.copy_from(x);
+    out.x = out.x.reshape(xshape);
+    out.y = out.y.reshape(yshape);
+    if (xdt != x.dtype()) {
+      x_stage_ = x_stage_.reshape(xshape);
+      x_stage_.copy_from(x);
+      device_->ops().cast(x_stage_, out.x);
+    } else {
+      out.x.copy_from(x);
+    }
     out.y.copy_from(y);
   }
   out.first_sample = first_sample;
@@ -201,7 +226,9 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   step_span.arg("step", step + 1);
   StepOutcome r;
   const int64_t mb = cfg_.train.micro_batch;
-  const float grad_scale = 1.0f / static_cast<float>(cfg_.train.global_batch);
+  // Under fp16 the loss gradient is also multiplied by the loss scale (undone in the update).
+  const float grad_scale =
+      static_cast<float>(loss_scale_ / static_cast<double>(cfg_.train.global_batch));
   ParamStore& store = model_->params();
   store.grads().zero();
   ++window_steps_run_;
@@ -297,14 +324,26 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.checkpoint_now = c[kCheckpointNow] > 0;
   std::copy(c + kCheckpoint, c + kControlSlots, r.checkpoint.begin());
   // Gradients are identical on every rank after the all-reduce, so is their norm.
-  r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads()));
+  r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads())) / loss_scale_;
   checkpointer_->before_update();  // a snapshot of the last step may still be copying
-  if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
+  if (cfg_.train.precision == "fp16" && c[kNonFinite] == 0 && !std::isfinite(r.grad_norm)) {
+    // fp16 overflow: the scale was too large. Skip the update and halve it (not a failure).
+    r.scale_overflow = true;
+    loss_scale_ = std::max(1.0, loss_scale_ / 2);
+    good_scaled_steps_ = 0;
+    ++scale_skips_;
+    KILN_LOG_WARN("train", "step {}: fp16 gradients overflowed; update skipped, loss scale now "
+                  "{} ({} such steps so far)", step + 1, loss_scale_, scale_skips_);
+  } else if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
     r.skipped = true;
   } else {
     const double lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
     const double clip = clip_factor(r.grad_norm, cfg_.optim.clip_norm);
-    optimizer_->step(store, lr, static_cast<float>(clip));
+    optimizer_->step(store, lr, static_cast<float>(clip / loss_scale_));
+    store.refresh_compute_params();
+    if (cfg_.train.precision == "fp16" && ++good_scaled_steps_ % kLossScaleGrowthSteps == 0) {
+      loss_scale_ *= 2;
+    }
   }
   times.optim += seconds_since(t3);
   return r;
@@ -431,6 +470,10 @@ TrainSummary Trainer::run() {
                                  {"optim_ms", window_times.optim * per},
                                  {"data_ms", window_times.data * per},
                                  {"skipped", total_skips_}};
+        if (cfg_.train.precision == "fp16") {
+          record["loss_scale"] = loss_scale_;
+          record["scale_skips"] = scale_skips_;
+        }
         if (!r.rank_work_ms.empty()) report_ranks(done, r.rank_work_ms, r.rank_wait_ms, record);
         if (gpu_) {
           for (const auto& [key, value] : gpu_->sample()) record[key] = value;

@@ -78,6 +78,7 @@ class Trainer {
     // gradient wait per step over the logging window, in ms, indexed by rank.
     std::vector<double> rank_work_ms, rank_wait_ms;
     bool checkpoint_now = false;  // the coordinator asked; every rank agrees
+    bool scale_overflow = false;  // fp16: gradients overflowed, update skipped, scale halved
     std::array<double, Checkpointer::kControlSlots> checkpoint{};  // summed over ranks
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
@@ -90,7 +91,8 @@ class Trainer {
   void apply_coordinator_action();
 
   Config cfg_;
-  Communicator& comm_;
+  Communicator& comm_;                          // host tensors: control, metrics, evaluation
+  std::unique_ptr<Communicator> device_comm_;  // device buffers (NCCL); null on the CPU
   Device* device_ = nullptr;
   DatasetPair data_;
   std::unique_ptr<GlobalSampler> sampler_;
@@ -108,6 +110,13 @@ class Trainer {
 
   std::vector<int64_t> indices_;
   Tensor x_host_, y_host_;
+  Tensor x_stage_;  // float inputs on the device before the cast to the compute dtype
+  // fp16 dynamic loss scaling: halved on overflow, doubled after kLossScaleGrowthSteps good steps.
+  static constexpr double kInitialLossScale = 65536.0;
+  static constexpr int64_t kLossScaleGrowthSteps = 2000;
+  double loss_scale_ = 1.0;
+  int64_t good_scaled_steps_ = 0;
+  int64_t scale_skips_ = 0;
   MicroBatch batch_;
   // f64 on the host: the per-step control all-reduce; on logging steps followed by each
   // rank's work and gradient wait (the straggler report), 2 x world more slots.

@@ -109,10 +109,11 @@ void Gpt::forward(const MicroBatch& batch, const ForwardContext& ctx, bool for_b
              shape_.seq_len, dtype_name(tok.dtype()), tok.shape().str());
   B_ = tok.dim(0);
   T_ = tok.dim(1);
+  dtype_ = params_.compute_dtype();  // activations follow the compute copy (mixed precision)
   const int64_t N = B_ * T_, C = shape_.n_embd, V = shape_.vocab, H = shape_.n_head;
   dropout_active_ = ctx.training && shape_.dropout > 0;
   Ops& ops = device_->ops();
-  auto P = [this](int id) { return params_.param(id); };
+  auto P = [this](int id) { return params_.compute_param(id); };
 
   emb_ = buf(emb_store_, Shape{N, C}, dtype_);
   Tensor emb3 = emb_.reshape(Shape{B_, T_, C});
@@ -190,7 +191,7 @@ void Gpt::backward(const MicroBatch& batch) {
   const int64_t N = B_ * T_, C = shape_.n_embd, H = shape_.n_head;
   Ops& ops = device_->ops();
   ParamStore& s = params_;
-  auto P = [&s](int id) { return s.param(id); };
+  auto P = [&s](int id) { return s.compute_param(id); };
   auto mark = [&s](int b, int w) {
     s.mark_grad_ready(b);
     s.mark_grad_ready(w);

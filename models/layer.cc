@@ -77,14 +77,14 @@ const Tensor& Linear::forward(const Tensor& x, const ForwardContext&) {
              x.shape().str());
   x_ = x;
   y_ = buffer(y_store_, Shape{x.dim(0), out_}, x.dtype());
-  ops().linear_forward(x, store_->param(w_), store_->param(b_), y_);
+  ops().linear_forward(x, store_->compute_param(w_), store_->compute_param(b_), y_);
   return y_;
 }
 
 const Tensor& Linear::backward(const Tensor& dy, bool need_dx) {
   Tensor dw = store_->grad(w_), db = store_->grad(b_);
   if (need_dx) dx_ = buffer(dx_store_, x_.shape(), x_.dtype());
-  ops().linear_backward(x_, store_->param(w_), dy, need_dx ? &dx_ : nullptr, dw, db);
+  ops().linear_backward(x_, store_->compute_param(w_), dy, need_dx ? &dx_ : nullptr, dw, db);
   store_->mark_grad_ready(b_);
   store_->mark_grad_ready(w_);
   static const Tensor kNone;
@@ -113,14 +113,14 @@ const Tensor& Conv2d::forward(const Tensor& x, const ForwardContext&) {
              x.shape().str());
   x_ = x;
   y_ = buffer(y_store_, output_shape(x.shape()), x.dtype());
-  ops().conv2d_forward(x, store_->param(w_), store_->param(b_), y_, p_);
+  ops().conv2d_forward(x, store_->compute_param(w_), store_->compute_param(b_), y_, p_);
   return y_;
 }
 
 const Tensor& Conv2d::backward(const Tensor& dy, bool need_dx) {
   Tensor dw = store_->grad(w_), db = store_->grad(b_);
   if (need_dx) dx_ = buffer(dx_store_, x_.shape(), x_.dtype());
-  ops().conv2d_backward(x_, store_->param(w_), dy, need_dx ? &dx_ : nullptr, dw, db, p_);
+  ops().conv2d_backward(x_, store_->compute_param(w_), dy, need_dx ? &dx_ : nullptr, dw, db, p_);
   store_->mark_grad_ready(b_);
   store_->mark_grad_ready(w_);
   static const Tensor kNone;

@@ -100,5 +100,36 @@ TEST(GradSync, AccumulationCommunicatesOnlyOnTheLastMicroBatch) {
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 
+// comm.grad_dtype = bf16: buckets travel as bf16 and come back as f32. Multiples of 0.25 this
+// small are exact in bf16, so the sums are exact; 1 + 2^-10 is not (bf16 keeps 8 significant
+// bits), so each rank's copy rounds to 1 and the sum over n ranks is exactly n.
+TEST(GradSync, Bf16WireSumsInBf16) {
+  const int r = job().rank(), n = job().world();
+  Mismatches m;
+  for (bool overlap : {true, false}) {
+    ParamStore store;
+    declare_params(store);
+    store.finalize(cpu_device(), DType::f32);
+    GradSync sync(job(), store, GradSyncOptions{1024, 64, overlap, DType::bf16});
+    fill_grads(store, r);
+    sync.begin_micro_batch(0, true);
+    backward(store);
+    sync.finish();
+    expect_summed(store, 1, m);
+    float* g = store.grads().data<float>();
+    for (int64_t i = 0; i < store.total(); ++i) g[i] = 1.0f + 1.0f / 1024;
+    sync.begin_micro_batch(1, true);
+    backward(store);
+    sync.finish();
+    for (int64_t i = 0; i < store.total(); ++i) {
+      if (g[i] != static_cast<float>(n)) {
+        m.add("overlap {}: grad[{}] = {} after a bf16 reduce of 1 + 2^-10, expected {}", overlap,
+              i, g[i], n);
+      }
+    }
+  }
+  EXPECT_AGREED_NO_MISMATCH(m);
+}
+
 }  // namespace
 }  // namespace kiln::test

@@ -46,6 +46,12 @@ std::vector<double> as_doubles(const Tensor& t) {
   } else if (c.dtype() == DType::i32) {
     const int32_t* p = c.data<int32_t>();
     std::copy(p, p + c.numel(), out.begin());
+  } else if (c.dtype() == DType::bf16) {
+    const bf16_t* p = c.data<bf16_t>();
+    for (int64_t i = 0; i < c.numel(); ++i) out[i] = bf16_to_f32(p[i]);
+  } else if (c.dtype() == DType::f16) {
+    const f16_t* p = c.data<f16_t>();
+    for (int64_t i = 0; i < c.numel(); ++i) out[i] = f16_to_f32(p[i]);
   } else {
     ADD_FAILURE() << "as_doubles: unsupported dtype " << dtype_name(c.dtype());
   }

@@ -121,28 +121,12 @@ void attn_bwd(const T* qkv, const T* out, const T* lse, const T* dout, T* dqkv, 
   }
 }
 
-Dims check_attention(const Tensor& qkv, const Tensor& out, const Tensor& lse, int64_t n_head,
-                     const char* what) {
-  cpu::check_float(qkv, what);
-  KILN_CHECK(qkv.ndim() == 3 && qkv.dim(2) % 3 == 0, "{}: qkv must be (B, T, 3C), got {}", what,
-             qkv.shape().str());
-  Dims d{qkv.dim(0), qkv.dim(1), qkv.dim(2) / 3, n_head, 0};
-  KILN_CHECK(n_head >= 1 && d.C % n_head == 0, "{}: {} channels do not split into {} heads", what,
-             d.C, n_head);
-  d.hs = d.C / n_head;
-  KILN_CHECK(out.numel() == d.B * d.Tn * d.C && out.dtype() == qkv.dtype(),
-             "{}: out {} {} must be ({}, {}, {}) {}", what, dtype_name(out.dtype()),
-             out.shape().str(), d.B, d.Tn, d.C, dtype_name(qkv.dtype()));
-  KILN_CHECK(lse.numel() == d.B * n_head * d.Tn && lse.dtype() == qkv.dtype(),
-             "{}: lse {} {} must be ({}, {}, {}) {}", what, dtype_name(lse.dtype()),
-             lse.shape().str(), d.B, n_head, d.Tn, dtype_name(qkv.dtype()));
-  return d;
-}
+Dims dims(const AttentionShape& s) { return Dims{s.B, s.T, s.C, s.H, s.C / s.H}; }
 
 }  // namespace
 
 void CpuOps::attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int64_t n_head) {
-  const Dims d = check_attention(qkv, out, lse, n_head, "attention_forward");
+  const Dims d = dims(check_attention(qkv, out, lse, n_head));
   const int threads = omp_get_max_threads();
   KILN_FLOAT_CALL(qkv, "attention_forward", {
     T* s = scratch<T>(static_cast<size_t>(threads * kRowBlock * d.Tn));
@@ -152,9 +136,7 @@ void CpuOps::attention_forward(const Tensor& qkv, Tensor& out, Tensor& lse, int6
 
 void CpuOps::attention_backward(const Tensor& qkv, const Tensor& out, const Tensor& lse,
                                 const Tensor& dout, Tensor& dqkv, int64_t n_head) {
-  const Dims d = check_attention(qkv, out, lse, n_head, "attention_backward");
-  cpu::check_same(out, dout, "attention_backward");
-  cpu::check_same(qkv, dqkv, "attention_backward");
+  const Dims d = dims(check_attention_backward(qkv, out, lse, dout, dqkv, n_head));
   const int threads = omp_get_max_threads();
   KILN_FLOAT_CALL(qkv, "attention_backward", {
     T* s = scratch<T>(static_cast<size_t>(threads * 2 * kRowBlock * d.Tn));

@@ -12,26 +12,16 @@ namespace kiln {
 namespace {
 
 struct Geometry {
-  int64_t n, c, h, w;      // input
-  int64_t o, kh, kw;       // filters
-  int64_t ho, wo;          // output
+  int64_t n, c, h, w;  // input
+  int64_t o, kh, kw;   // filters
+  int64_t ho, wo;      // output
   int64_t stride, pad;
   int64_t ckk() const { return c * kh * kw; }
   int64_t hw_out() const { return ho * wo; }
 };
 
-Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  KILN_CHECK(x.ndim() == 4 && w.ndim() == 4 && w.dim(1) == x.dim(1),
-             "conv2d: x {} and w {} must be (N, C, H, W) and (O, C, kh, kw)", x.shape().str(),
-             w.shape().str());
-  Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0,
-             p.stride, p.pad};
-  KILN_CHECK(p.stride >= 1 && p.pad >= 0, "conv2d: stride {} pad {}", p.stride, p.pad);
-  g.ho = (g.h + 2 * p.pad - g.kh) / p.stride + 1;
-  g.wo = (g.w + 2 * p.pad - g.kw) / p.stride + 1;
-  KILN_CHECK(g.ho > 0 && g.wo > 0, "conv2d: kernel {}x{} larger than padded input {}x{}", g.kh,
-             g.kw, g.h + 2 * p.pad, g.w + 2 * p.pad);
-  return g;
+Geometry geometry(const ConvShape& s, const Conv2dParams& p) {
+  return Geometry{s.n, s.c, s.h, s.w, s.o, s.kh, s.kw, s.ho, s.wo, p.stride, p.pad};
 }
 
 // Samples per chunk so that the im2col matrix stays within ~24 MiB.
@@ -193,31 +183,16 @@ void conv_bwd(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Te
 
 void CpuOps::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                             const Conv2dParams& p) {
-  cpu::check_float(x, "conv2d_forward");
-  Geometry g = geometry(x, w, p);
-  KILN_CHECK(b.numel() == g.o && y.numel() == g.n * g.o * g.ho * g.wo,
-             "conv2d_forward: b {} or y {} do not match ({}, {}, {}, {})", b.shape().str(),
-             y.shape().str(), g.n, g.o, g.ho, g.wo);
-  if (x.dtype() == DType::f32) {
-    conv_fwd<float>(x, w, b, y, g, [this](size_t n) { return scratch<float>(n); });
-  } else {
-    conv_fwd<double>(x, w, b, y, g, [this](size_t n) { return scratch<double>(n); });
-  }
+  const Geometry g = geometry(check_conv2d(x, w, b, y, p), p);
+  KILN_FLOAT_CALL(x, "conv2d_forward",
+                  conv_fwd<T>(x, w, b, y, g, [this](size_t n) { return scratch<T>(n); }));
 }
 
 void CpuOps::conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
                              Tensor& dw, Tensor& db, const Conv2dParams& p) {
-  cpu::check_float(x, "conv2d_backward");
-  Geometry g = geometry(x, w, p);
-  KILN_CHECK(dy.numel() == g.n * g.o * g.ho * g.wo && dw.numel() == w.numel() &&
-                 db.numel() == g.o && (!dx || dx->numel() == x.numel()),
-             "conv2d_backward: shapes of dy {}, dw {}, db {} do not match", dy.shape().str(),
-             dw.shape().str(), db.shape().str());
-  if (x.dtype() == DType::f32) {
-    conv_bwd<float>(x, w, dy, dx, dw, db, g, [this](size_t n) { return scratch<float>(n); });
-  } else {
-    conv_bwd<double>(x, w, dy, dx, dw, db, g, [this](size_t n) { return scratch<double>(n); });
-  }
+  const Geometry g = geometry(check_conv2d_backward(x, w, dy, dx, dw, db, p), p);
+  KILN_FLOAT_CALL(x, "conv2d_backward",
+                  conv_bwd<T>(x, w, dy, dx, dw, db, g, [this](size_t n) { return scratch<T>(n); }));
 }
 
 }  // namespace kiln

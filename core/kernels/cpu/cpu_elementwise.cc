@@ -114,51 +114,43 @@ void scale_f(T* p, T a, int64_t n) {
 }  // namespace
 
 void CpuOps::relu_forward(const Tensor& x, Tensor& y) {
-  cpu::check_same(x, y, "relu_forward");
+  check_unary(x, y, "relu_forward");
   KILN_FLOAT_CALL(x, "relu_forward", relu_f<T>(x.data<T>(), y.data<T>(), x.numel()));
 }
 
 void CpuOps::relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  cpu::check_same(y, dy, "relu_backward");
-  cpu::check_same(y, dx, "relu_backward");
+  check_unary_backward(y, dy, dx, "relu_backward");
   KILN_FLOAT_CALL(y, "relu_backward",
                   relu_b<T>(y.data<T>(), dy.data<T>(), dx.data<T>(), y.numel()));
 }
 
 void CpuOps::gelu_forward(const Tensor& x, Tensor& y) {
-  cpu::check_same(x, y, "gelu_forward");
+  check_unary(x, y, "gelu_forward");
   KILN_FLOAT_CALL(x, "gelu_forward", gelu_f<T>(x.data<T>(), y.data<T>(), x.numel()));
 }
 
 void CpuOps::gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
-  cpu::check_same(x, dy, "gelu_backward");
-  cpu::check_same(x, dx, "gelu_backward");
+  check_unary_backward(x, dy, dx, "gelu_backward");
   KILN_FLOAT_CALL(x, "gelu_backward",
                   gelu_b<T>(x.data<T>(), dy.data<T>(), dx.data<T>(), x.numel()));
 }
 
 void CpuOps::dropout_forward(const Tensor& x, Tensor& y, Tensor& mask, float p,
                              const DropoutKey& key) {
-  cpu::check_same(x, y, "dropout_forward");
-  KILN_CHECK(mask.dtype() == DType::u8 && mask.numel() == x.numel(),
-             "dropout_forward: mask must be u8 with x's {} elements", x.numel());
-  KILN_CHECK(p >= 0.0f && p < 1.0f, "dropout probability {} is outside [0, 1)", p);
-  KILN_CHECK(x.ndim() >= 1, "dropout_forward: x needs a batch dimension");
-  const int64_t per_sample = x.dim(0) ? x.numel() / x.dim(0) : 0;
-  KILN_FLOAT_CALL(x, "dropout_forward",
-                  dropout_f<T>(x.data<T>(), y.data<T>(), mask.data<uint8_t>(), x.numel(),
-                               per_sample, p, key));
+  const int64_t per_sample = check_dropout(x, y, mask, p);
+  KILN_FLOAT_CALL(
+      x, "dropout_forward",
+      dropout_f<T>(x.data<T>(), y.data<T>(), mask.data<uint8_t>(), x.numel(), per_sample, p, key));
 }
 
 void CpuOps::dropout_backward(const Tensor& dy, const Tensor& mask, Tensor& dx, float p) {
-  cpu::check_same(dy, dx, "dropout_backward");
+  check_dropout_backward(dy, mask, dx, p);
   KILN_FLOAT_CALL(dy, "dropout_backward",
                   dropout_b<T>(dy.data<T>(), mask.data<uint8_t>(), dx.data<T>(), dy.numel(), p));
 }
 
 void CpuOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
-  cpu::check_same(a, b, "add");
-  cpu::check_same(a, y, "add");
+  check_add(a, b, y);
   KILN_FLOAT_CALL(a, "add", add_f<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel()));
 }
 
@@ -176,6 +168,64 @@ bool CpuOps::all_finite(const Tensor& x) {
   bool r = true;
   KILN_FLOAT_CALL(x, "all_finite", r = finite<T>(x.data<T>(), x.numel()));
   return r;
+}
+
+}  // namespace kiln
+
+namespace kiln {
+
+namespace {
+
+double load_as_double(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32:
+      return static_cast<const float*>(p)[i];
+    case DType::f64:
+      return static_cast<const double*>(p)[i];
+    case DType::bf16:
+      return bf16_to_f32(static_cast<const bf16_t*>(p)[i]);
+    case DType::f16:
+      return f16_to_f32(static_cast<const f16_t*>(p)[i]);
+    default:
+      return 0;
+  }
+}
+
+void store_double(void* p, DType t, int64_t i, double v) {
+  switch (t) {
+    case DType::f32:
+      static_cast<float*>(p)[i] = static_cast<float>(v);
+      break;
+    case DType::f64:
+      static_cast<double*>(p)[i] = v;
+      break;
+    case DType::bf16:
+      static_cast<bf16_t*>(p)[i] = f32_to_bf16(static_cast<float>(v));
+      break;
+    case DType::f16:
+      static_cast<f16_t*>(p)[i] = f32_to_f16(static_cast<float>(v));
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+void CpuOps::cast(const Tensor& src, Tensor& dst, bool accumulate) {
+  // No kernel dtype check: this loop converts between all four float types.
+  check_cast(src, dst);
+  const int64_t n = src.numel();
+  const void* s = src.raw();
+  void* d = dst.raw();
+  const DType st = src.dtype(), dt = dst.dtype();
+  // 16-bit values go through f32 (exact), so the rounding is f32 -> 16-bit's, as on a GPU.
+#pragma omp parallel for if (n > (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    double v = load_as_double(s, st, i);
+    if (accumulate) v += load_as_double(d, dt, i);
+    store_double(d, dt, i, v);
+  }
 }
 
 }  // namespace kiln

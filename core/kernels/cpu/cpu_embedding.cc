@@ -42,16 +42,14 @@ void embed_b(const int32_t* tok, const T* dy, T* dwte, T* dwpe, int64_t B, int64
   }
 }
 
-void check_tokens(const Tensor& tokens, int64_t vocab, const char* what) {
-  KILN_CHECK(tokens.dtype() == DType::i32 && tokens.ndim() == 2,
-             "{}: tokens must be (B, T) i32, got {} {}", what, dtype_name(tokens.dtype()),
-             tokens.shape().str());
+// Token values are data on the device, so the shared checks cannot see them; the CPU reads them
+// anyway and refuses one outside the table rather than reading past it.
+void check_token_values(const Tensor& tokens, int64_t vocab, const char* what) {
   const int32_t* t = tokens.data<int32_t>();
   for (int64_t i = 0; i < tokens.numel(); ++i) {
     KILN_CHECK(t[i] >= 0 && t[i] < vocab,
-               "{}: token {} at position {} is outside the "
-               "vocabulary [0, {})",
-               what, t[i], i, vocab);
+               "{}: token {} at position {} is outside the vocabulary [0, {})", what, t[i], i,
+               vocab);
   }
 }
 
@@ -59,34 +57,20 @@ void check_tokens(const Tensor& tokens, int64_t vocab, const char* what) {
 
 void CpuOps::embedding_forward(const Tensor& tokens, const Tensor& wte, const Tensor& wpe,
                                Tensor& y) {
-  KILN_CHECK(wte.ndim() == 2 && wpe.ndim() == 2 && wte.dim(1) == wpe.dim(1),
-             "embedding_forward: wte {} and wpe {} must be (V, C) and (P, C)", wte.shape().str(),
-             wpe.shape().str());
-  check_tokens(tokens, wte.dim(0), "embedding_forward");
-  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = wte.dim(1);
-  KILN_CHECK(Tn <= wpe.dim(0), "embedding_forward: {} positions but wpe has {}", Tn, wpe.dim(0));
-  KILN_CHECK(y.numel() == B * Tn * C && y.dtype() == wte.dtype() && wpe.dtype() == wte.dtype(),
-             "embedding_forward: y {} {} must be ({}, {}, {}) {}", dtype_name(y.dtype()),
-             y.shape().str(), B, Tn, C, dtype_name(wte.dtype()));
-  KILN_FLOAT_CALL(
-      wte, "embedding_forward",
-      embed_f<T>(tokens.data<int32_t>(), wte.data<T>(), wpe.data<T>(), y.data<T>(), B, Tn, C));
+  const EmbeddingShape s = check_embedding(tokens, wte, wpe, y);
+  KILN_FLOAT_CALL(wte, "embedding_forward", {
+    check_token_values(tokens, wte.dim(0), "embedding_forward");
+    embed_f<T>(tokens.data<int32_t>(), wte.data<T>(), wpe.data<T>(), y.data<T>(), s.B, s.T, s.C);
+  });
 }
 
 void CpuOps::embedding_backward(const Tensor& tokens, const Tensor& dy, Tensor& dwte,
                                 Tensor& dwpe) {
-  KILN_CHECK(dwte.ndim() == 2 && dwpe.ndim() == 2 && dwte.dim(1) == dwpe.dim(1),
-             "embedding_backward: dwte {} and dwpe {} must be (V, C) and (P, C)",
-             dwte.shape().str(), dwpe.shape().str());
-  check_tokens(tokens, dwte.dim(0), "embedding_backward");
-  const int64_t B = tokens.dim(0), Tn = tokens.dim(1), C = dwte.dim(1);
-  KILN_CHECK(Tn <= dwpe.dim(0) && dy.numel() == B * Tn * C && dy.dtype() == dwte.dtype() &&
-                 dwpe.dtype() == dwte.dtype(),
-             "embedding_backward: dy {} {} does not match tokens {} and dwte {}",
-             dtype_name(dy.dtype()), dy.shape().str(), tokens.shape().str(), dwte.shape().str());
-  KILN_FLOAT_CALL(
-      dwte, "embedding_backward",
-      embed_b<T>(tokens.data<int32_t>(), dy.data<T>(), dwte.data<T>(), dwpe.data<T>(), B, Tn, C));
+  const EmbeddingShape s = check_embedding_backward(tokens, dy, dwte, dwpe);
+  KILN_FLOAT_CALL(dy, "embedding_backward", {
+    check_token_values(tokens, dwte.dim(0), "embedding_backward");
+    embed_b<T>(tokens.data<int32_t>(), dy.data<T>(), dwte.data<T>(), dwpe.data<T>(), s.B, s.T, s.C);
+  });
 }
 
 }  // namespace kiln

@@ -90,45 +90,25 @@ void ln_bwd(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T
   }
 }
 
-void check_ln(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& mean,
-              const Tensor& rstd, const char* what) {
-  cpu::check_float(x, what);
-  KILN_CHECK(x.ndim() >= 1, "{}: x needs at least one dimension", what);
-  const int64_t C = x.dim(x.ndim() - 1), N = C ? x.numel() / C : 0;
-  KILN_CHECK(w.numel() == C && b.numel() == C && mean.numel() == N && rstd.numel() == N,
-             "{}: x {} needs w and b of {} and mean/rstd of {} elements, got {} {} {} {}", what,
-             x.shape().str(), C, N, w.shape().str(), b.shape().str(), mean.shape().str(),
-             rstd.shape().str());
-  KILN_CHECK(w.dtype() == x.dtype() && b.dtype() == x.dtype() && mean.dtype() == x.dtype() &&
-                 rstd.dtype() == x.dtype(),
-             "{}: mixed dtypes (x is {})", what, dtype_name(x.dtype()));
-}
-
 }  // namespace
 
 void CpuOps::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y,
                                Tensor& mean, Tensor& rstd, float eps) {
-  check_ln(x, w, b, mean, rstd, "layernorm_forward");
-  cpu::check_same(x, y, "layernorm_forward");
-  const int64_t C = x.dim(x.ndim() - 1), N = C ? x.numel() / C : 0;
+  const RowsShape s = check_layernorm(x, w, b, y, mean, rstd);
   KILN_FLOAT_CALL(x, "layernorm_forward",
                   ln_fwd<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), mean.data<T>(),
-                            rstd.data<T>(), N, C, static_cast<T>(eps)));
+                            rstd.data<T>(), s.N, s.C, static_cast<T>(eps)));
 }
 
 void CpuOps::layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean,
                                 const Tensor& rstd, const Tensor& dy, Tensor& dx, Tensor& dw,
                                 Tensor& db, bool accumulate_dx) {
-  check_ln(x, dw, db, mean, rstd, "layernorm_backward");
-  cpu::check_same(x, dy, "layernorm_backward");
-  cpu::check_same(x, dx, "layernorm_backward");
-  cpu::check_same(dw, w, "layernorm_backward");
-  const int64_t C = x.dim(x.ndim() - 1), N = C ? x.numel() / C : 0;
+  const RowsShape s = check_layernorm_backward(x, w, mean, rstd, dy, dx, dw, db);
   const int threads = omp_get_max_threads();
   KILN_FLOAT_CALL(x, "layernorm_backward", {
-    T* partial = scratch<T>(static_cast<size_t>(threads) * 2 * static_cast<size_t>(C));
+    T* partial = scratch<T>(static_cast<size_t>(threads) * 2 * static_cast<size_t>(s.C));
     ln_bwd<T>(x.data<T>(), w.data<T>(), mean.data<T>(), rstd.data<T>(), dy.data<T>(), dx.data<T>(),
-              dw.data<T>(), db.data<T>(), N, C, accumulate_dx, partial, threads);
+              dw.data<T>(), db.data<T>(), s.N, s.C, accumulate_dx, partial, threads);
   });
 }
 

@@ -57,23 +57,12 @@ void xent(const T* logits, const int32_t* labels, T* dlogits, int64_t n, int64_t
 
 void CpuOps::softmax_xent(const Tensor& logits, const Tensor& labels, Tensor* dlogits,
                           float grad_scale, Tensor& stats) {
-  cpu::check_float(logits, "softmax_xent");
-  KILN_CHECK(logits.ndim() == 2 && labels.dtype() == DType::i32 &&
-                 labels.numel() == logits.dim(0),
-             "softmax_xent: logits {} need (N, C) and labels (N) of i32, got labels {} {}",
-             logits.shape().str(), dtype_name(labels.dtype()), labels.shape().str());
-  KILN_CHECK(stats.dtype() == DType::f64 && stats.numel() == 2, "softmax_xent: stats is f64[2]");
-  if (dlogits) cpu::check_same(logits, *dlogits, "softmax_xent");
+  check_softmax_xent(logits, labels, dlogits, stats);
   const int64_t n = logits.dim(0), c = logits.dim(1);
-  if (logits.dtype() == DType::f32) {
-    xent<float>(logits.data<float>(), labels.data<int32_t>(),
-                dlogits ? dlogits->data<float>() : nullptr, n, c, grad_scale,
-                stats.data<double>());
-  } else {
-    xent<double>(logits.data<double>(), labels.data<int32_t>(),
-                 dlogits ? dlogits->data<double>() : nullptr, n, c, grad_scale,
-                 stats.data<double>());
-  }
+  KILN_FLOAT_CALL(
+      logits, "softmax_xent",
+      xent<T>(logits.data<T>(), labels.data<int32_t>(), dlogits ? dlogits->data<T>() : nullptr, n,
+              c, static_cast<T>(grad_scale), stats.data<double>()));
 }
 
 }  // namespace kiln

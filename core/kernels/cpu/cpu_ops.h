@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "core/ops_check.h"
 
 namespace kiln {
 
 class CpuOps final : public Ops {
  public:
-  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
-              float alpha, float beta) override;
+  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, float alpha,
+              float beta) override;
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override;
   void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
                        Tensor& db) override;
@@ -52,6 +53,7 @@ class CpuOps final : public Ops {
   double sum_squares(const Tensor& x) override;
   void scale(Tensor& x, double alpha) override;
   bool all_finite(const Tensor& x) override;
+  void cast(const Tensor& src, Tensor& dst, bool accumulate) override;
 
  private:
   // Scratch for im2col, attention scores and per-thread partial sums; grows to the largest
@@ -68,10 +70,9 @@ T* CpuOps::scratch(size_t elems) {
   return reinterpret_cast<T*>(scratch_.data());
 }
 
-// Helpers shared by the CPU kernel files.
+// Helpers shared by the CPU kernel files. Argument checks are core/ops_check.h's, shared with
+// every other backend.
 namespace cpu {
-void check_same(const Tensor& a, const Tensor& b, const char* what);
-void check_float(const Tensor& t, const char* what);
 // c (m, n) = alpha * op(a) @ op(b) + beta * c on row-major operands with leading dimensions,
 // through OpenBLAS (single-threaded when called inside an OpenMP parallel region). T: float or
 // double.
@@ -83,14 +84,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 }  // namespace kiln
 
 // Runs the statement with T bound to the tensor's element type (f32 or f64).
-#define KILN_FLOAT_CALL(t, what, ...)  \
-  do {                                 \
-    ::kiln::cpu::check_float(t, what); \
-    if ((t).dtype() == DType::f32) {   \
-      using T = float;                 \
-      __VA_ARGS__;                     \
-    } else {                           \
-      using T = double;                \
-      __VA_ARGS__;                     \
-    }                                  \
+#define KILN_FLOAT_CALL(t, what, ...)                        \
+  do {                                                       \
+    ::kiln::check_kernel_dtype(t, what, ::kiln::kCpuFloats); \
+    if ((t).dtype() == DType::f32) {                         \
+      using T = float;                                       \
+      __VA_ARGS__;                                           \
+    } else {                                                 \
+      using T = double;                                      \
+      __VA_ARGS__;                                           \
+    }                                                        \
   } while (0)

@@ -11,12 +11,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 
 void CpuOps::adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                         const AdamWArgs& a) {
-  KILN_CHECK(param.dtype() == DType::f32 && grad.dtype() == DType::f32 &&
-                 m.dtype() == DType::f32 && v.dtype() == DType::f32,
-             "adamw_step works on f32 master weights and state");
-  cpu::check_same(param, grad, "adamw_step");
-  cpu::check_same(param, m, "adamw_step");
-  cpu::check_same(param, v, "adamw_step");
+  check_optimizer_f32(param, grad, m, &v, "adamw_step");
   const int64_t n = param.numel();
   float* p = param.data<float>();
   const float* g = grad.data<float>();
@@ -46,11 +41,7 @@ void CpuOps::adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
 }
 
 void CpuOps::sgd_step(Tensor& param, const Tensor& grad, Tensor& buf, const SgdArgs& a) {
-  KILN_CHECK(param.dtype() == DType::f32 && grad.dtype() == DType::f32 &&
-                 buf.dtype() == DType::f32,
-             "sgd_step works on f32 master weights and state");
-  cpu::check_same(param, grad, "sgd_step");
-  cpu::check_same(param, buf, "sgd_step");
+  check_optimizer_f32(param, grad, buf, nullptr, "sgd_step");
   const int64_t n = param.numel();
   float* p = param.data<float>();
   const float* g = grad.data<float>();

@@ -89,27 +89,13 @@ void pool_bwd(const Tensor& dy, const Tensor& argmax, Tensor& dx) {
 
 void CpuOps::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& argmax, int64_t kernel,
                                int64_t stride) {
-  cpu::check_float(x, "maxpool2d_forward");
-  KILN_CHECK(x.ndim() == 4 && kernel >= 1 && stride >= 1, "maxpool2d: x {} kernel {} stride {}",
-             x.shape().str(), kernel, stride);
-  const int64_t ho = (x.dim(2) - kernel) / stride + 1, wo = (x.dim(3) - kernel) / stride + 1;
-  const Shape expect{x.dim(0), x.dim(1), ho, wo};
-  KILN_CHECK(y.shape() == expect && argmax.shape() == expect && y.dtype() == x.dtype() &&
-                 argmax.dtype() == DType::i32,
-             "maxpool2d: y {} / argmax {} should be {}", y.shape().str(), argmax.shape().str(),
-             expect.str());
-  if (x.dtype() == DType::f32) pool_fwd<float>(x, y, argmax, kernel, stride);
-  else pool_fwd<double>(x, y, argmax, kernel, stride);
+  check_maxpool2d(x, y, argmax, kernel, stride);
+  KILN_FLOAT_CALL(x, "maxpool2d_forward", pool_fwd<T>(x, y, argmax, kernel, stride));
 }
 
 void CpuOps::maxpool2d_backward(const Tensor& dy, const Tensor& argmax, Tensor& dx) {
-  cpu::check_float(dy, "maxpool2d_backward");
-  KILN_CHECK(dx.ndim() == 4 && dy.shape() == argmax.shape() && dy.dim(0) == dx.dim(0) &&
-                 dy.dim(1) == dx.dim(1),
-             "maxpool2d_backward: dy {}, argmax {}, dx {}", dy.shape().str(),
-             argmax.shape().str(), dx.shape().str());
-  if (dy.dtype() == DType::f32) pool_bwd<float>(dy, argmax, dx);
-  else pool_bwd<double>(dy, argmax, dx);
+  check_maxpool2d_backward(dy, argmax, dx);
+  KILN_FLOAT_CALL(dy, "maxpool2d_backward", pool_bwd<T>(dy, argmax, dx));
 }
 
 }  // namespace kiln

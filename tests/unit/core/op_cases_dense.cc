@@ -23,6 +23,8 @@ OpCase matmul_case(bool ta, bool tb, bool accumulate) {
       std::string("matmul_") + (ta ? "t" : "n") + (tb ? "t" : "n") + (accumulate ? "_beta" : "");
   c.dims_meaning = "M, K, N";
   c.shapes = {{1, 1, 1}, {3, 5, 2}, {1, 7, 4}, {17, 33, 9}, {64, 48, 31}};
+  c.tf32 = true;
+  c.f32_when_mixed = {2};  // c: mixed precision accumulates 16-bit products into f32
   c.make_inputs = [=](const Dims& d, DType t, uint64_t seed) {
     const int64_t m = d[0], k = d[1], n = d[2];
     return std::vector<Tensor>{rnd(ta ? Shape{k, m} : Shape{m, k}, t, seed, 0),
@@ -65,6 +67,7 @@ OpCase linear_forward_case() {
   c.name = "linear_forward";
   c.dims_meaning = "N, in, out";
   c.shapes = kLinearShapes;
+  c.tf32 = true;
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     return std::vector<Tensor>{rnd(Shape{d[0], d[1]}, t, seed, 0),
                                rnd(Shape{d[2], d[1]}, t, seed, 1), rnd(Shape{d[2]}, t, seed, 2)};
@@ -96,6 +99,8 @@ OpCase linear_backward_case(bool need_dx) {
   c.name = need_dx ? "linear_backward" : "linear_backward_no_dx";
   c.dims_meaning = "N, in, out";
   c.shapes = kLinearShapes;
+  c.tf32 = true;
+  c.f32_when_mixed = {3, 4};  // dw, db
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     const int64_t n = d[0], fi = d[1], fo = d[2];
     return std::vector<Tensor>{rnd(Shape{n, fi}, t, seed, 0), rnd(Shape{fo, fi}, t, seed, 1),
@@ -165,6 +170,8 @@ OpCase conv2d_forward_case() {
   c.name = "conv2d_forward";
   c.dims_meaning = kConvMeaning;
   c.shapes = kConvShapes;
+  c.tf32 = true;
+  c.offset_views = false;
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     ConvDims g = conv_dims(d);
     return std::vector<Tensor>{rnd(Shape{g.n, g.c, g.h, g.w}, t, seed, 0),
@@ -206,6 +213,9 @@ OpCase conv2d_backward_case(bool need_dx) {
   c.name = need_dx ? "conv2d_backward" : "conv2d_backward_no_dx";
   c.dims_meaning = kConvMeaning;
   c.shapes = kConvShapes;
+  c.tf32 = true;
+  c.offset_views = false;
+  c.f32_when_mixed = {3, 4};  // dw, db
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     ConvDims g = conv_dims(d);
     return std::vector<Tensor>{

@@ -1,6 +1,9 @@
 // Op cases over flat buffers: AdamW and SGD updates against PyTorch's formulas written as plain
-// loops in double, sum_squares, scale and all_finite.
+// loops in double, sum_squares, scale, all_finite, and casts to and from the 16-bit floats
+// against a rounding written from the formats' definitions.
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <string>
 
@@ -39,6 +42,7 @@ OpCase adamw_case() {
   c.dims_meaning = "elements, step";
   c.shapes = {{1, 1}, {7, 1}, {1000, 3}, {40001, 10}};
   c.dtypes = {DType::f32};  // master weights and state are f32
+  c.half = false;
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     const Shape s{d[0]};
     return std::vector<Tensor>{rnd(s, t, seed, 0), rnd(s, t, seed, 1), rnd(s, t, seed, 2),
@@ -78,6 +82,7 @@ OpCase sgd_case(const std::string& name, SgdArgs a) {
   c.dims_meaning = "elements";
   c.shapes = kFlatShapes;
   c.dtypes = {DType::f32};
+  c.half = false;
   c.make_inputs = [](const Dims& d, DType t, uint64_t seed) {
     const Shape s{d[0]};
     return std::vector<Tensor>{rnd(s, t, seed, 0), rnd(s, t, seed, 1), rnd(s, t, seed, 2)};
@@ -197,6 +202,83 @@ OpCase all_finite_case(const std::string& name, double bad, int where) {
   return c;
 }
 
+// ---- casts ----------------------------------------------------------------------------------
+
+struct HalfFormat {
+  const char* name;
+  DType dtype;
+  int bits;           // significant bits, the implicit one included
+  int emin;           // exponent of the smallest normal number
+  double max_finite;  // larger values round to infinity
+};
+const HalfFormat kBf16{"bf16", DType::bf16, 8, -126, 0x1.fep127};
+const HalfFormat kF16{"f16", DType::f16, 11, -14, 65504.0};
+
+// x rounded to the format, to nearest with ties to even (nearbyint's default mode), after
+// rounding to f32 first: casts go through f32, as a GPU converts.
+double round_to(const HalfFormat& f, double x) {
+  x = static_cast<float>(x);
+  if (!std::isfinite(x) || x == 0) return x;
+  int e = 0;
+  std::frexp(x, &e);  // |x| = m 2^e, m in [0.5, 1): the last bit is worth 2^(e - bits)
+  const int q = std::max(e - f.bits, f.emin - f.bits + 1);  // subnormals: a fixed last bit
+  const double r = std::ldexp(std::nearbyint(std::ldexp(x, -q)), q);
+  if (std::fabs(r) > f.max_finite) return std::copysign(std::numeric_limits<double>::infinity(), r);
+  return r;
+}
+
+// Random values with the awkward ones first: signed zero, ties that round to even (up and
+// down), the largest f16 and the first value past it, an f16 subnormal, a value near bf16's
+// top, infinities and NaN.
+std::vector<double> cast_values(int64_t n, uint64_t seed) {
+  std::vector<double> v = values(rnd(Shape{n}, DType::f64, seed, 0, -3.0, 3.0));
+  const double specials[] = {0.0,
+                             -0.0,
+                             1.0 + 0x1p-8,
+                             1.0 + 3 * 0x1p-8,
+                             1.0 + 0x1p-11,
+                             65519.0,
+                             65520.0,
+                             1e-6,
+                             -3e38,
+                             std::nan(""),
+                             std::numeric_limits<double>::infinity()};
+  for (size_t i = 0; i < std::size(specials) && i < v.size(); ++i) v[i] = specials[i];
+  return v;
+}
+
+// `to_half`: the wide dtype (f32 or f64, the case's dtype) into the 16-bit format, else the
+// reverse. `accumulate`: dst += src, summed in double and then rounded once into dst's type.
+OpCase cast_case(const HalfFormat& f, bool to_half, bool accumulate) {
+  OpCase c;
+  c.name = std::string("cast_") + (to_half ? "to_" : "from_") + f.name +
+           (accumulate ? "_accumulate" : "");
+  c.dims_meaning = "elements";
+  c.shapes = kFlatShapes;
+  c.half = false;  // the 16-bit side is part of the case
+  c.make_inputs = [=](const Dims& d, DType t, uint64_t seed) {
+    const Shape s{d[0]};
+    const DType src = to_half ? t : f.dtype, dst = to_half ? f.dtype : t;
+    return std::vector<Tensor>{from_doubles(cast_values(d[0], seed), s, src),
+                               from_doubles(values(rnd(s, DType::f64, seed, 1)), s, dst)};
+  };
+  c.run = [=](Ops& ops, Device& dev, const Dims&, const std::vector<Tensor>& in) {
+    Tensor dst = accumulate ? on(dev, in[1]) : poisoned(dev, in[1].shape(), in[1].dtype());
+    ops.cast(on(dev, in[0]), dst, accumulate);
+    return OpOutputs{read("dst", dst)};
+  };
+  c.reference = [=](const Dims&, const std::vector<Tensor>& in) {
+    std::vector<double> src = values(in[0]), dst = values(in[1]);
+    const DType dt = in[1].dtype();
+    for (size_t i = 0; i < src.size(); ++i) {
+      const double v = accumulate ? src[i] + dst[i] : src[i];
+      dst[i] = dt == DType::f64 ? v : dt == DType::f32 ? static_cast<float>(v) : round_to(f, v);
+    }
+    return OpOutputs{{"dst", dst}};
+  };
+  return c;
+}
+
 }  // namespace
 
 void add_flat_cases(std::vector<OpCase>& out) {
@@ -209,6 +291,11 @@ void add_flat_cases(std::vector<OpCase>& out) {
   out.push_back(all_finite_case("all_finite_nan_last", std::nan(""), 2));
   out.push_back(all_finite_case("all_finite_inf_middle", inf, 1));
   out.push_back(all_finite_case("all_finite_neg_inf_first", -inf, 0));
+  for (const HalfFormat* f : {&kBf16, &kF16}) {
+    for (bool to_half : {true, false}) {
+      for (bool accumulate : {false, true}) out.push_back(cast_case(*f, to_half, accumulate));
+    }
+  }
 }
 
 }  // namespace kiln::test

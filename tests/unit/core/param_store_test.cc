@@ -35,6 +35,35 @@ TEST(ParamStore, LaysOutAlignedInDeclarationOrder) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(s.param(1).raw()) % 64, 0u);
 }
 
+// Mixed precision: layers read a bf16 copy of the f32 master weights, rounded to nearest even,
+// that follows the master weights only when refreshed (after each optimizer update).
+TEST(ParamStore, ComputeCopyRoundsTheMasterWeights) {
+  ParamStore s;
+  s.declare("w", Shape{3}, true);
+  s.declare("b", Shape{2}, false);
+  s.finalize(cpu_device(), DType::f32);
+  EXPECT_EQ(s.compute_dtype(), DType::f32);
+  EXPECT_EQ(s.compute_param(0).raw(), s.param(0).raw());  // no copy in the master dtype
+  float* p = s.params().data<float>();
+  // 1 + 2^-9 rounds down to 1 in bf16 (8 significant bits); 1 + 3 * 2^-9 rounds up to 1 + 2^-7.
+  p[0] = 1.0f + 1.0f / 512;
+  p[1] = 1.0f + 3.0f / 512;
+  p[2] = -2.5f;
+  p[16] = 1e-3f;
+  s.set_compute_dtype(DType::bf16);
+  EXPECT_EQ(s.compute_dtype(), DType::bf16);
+  Tensor w = s.compute_param(0), b = s.compute_param(1);
+  EXPECT_EQ(w.dtype(), DType::bf16);
+  EXPECT_EQ(w.shape(), (Shape{3}));
+  EXPECT_EQ(as_doubles(w), (std::vector<double>{1.0, 1.0 + 1.0 / 128, -2.5}));
+  EXPECT_EQ(as_doubles(b)[0], static_cast<double>(bf16_to_f32(f32_to_bf16(1e-3f))));
+  p[2] = 7.0f;  // an update: the copy keeps the old value until refreshed
+  EXPECT_EQ(as_doubles(s.compute_param(0))[2], -2.5);
+  s.refresh_compute_params();
+  EXPECT_EQ(as_doubles(s.compute_param(0))[2], 7.0);
+  EXPECT_THROW(s.set_compute_dtype(DType::i32), Error);
+}
+
 TEST(ParamStore, RefusesLateOrDuplicateDeclarations) {
   ParamStore s;
   s.declare("w", Shape{2}, true);
