@@ -1,6 +1,6 @@
 // Resuming from a checkpoint: choosing it (rank 0 verifies, every rank follows), checking that
 // the config still fits it, and loading parameters, optimizer state (re-sliced from however
-// many shards it was saved in) and the trainer's position.
+// many shards it was saved in) and the trainer's position, each byte read by one rank only.
 #include <filesystem>
 
 #include "core/checkpoint/config_compat.h"
@@ -138,6 +138,70 @@ void Checkpointer::load(const std::string& dir, TrainProgress& out) {
                   ts.dataset_size, dataset_size_);
   }
 
+  // The ranks read the checkpoint once between them, not once each: rank 0 reads the
+  // parameters, every rank 1/world of the optimizer state (from whichever shards hold it, so
+  // also at another world size), and collectives hand every rank all of it.
+  ParamStore& store = model_.params();
+  Device& dev = store.params().device();
+  const int rank = comm_.rank(), world = comm_.world();
+  const int64_t total = store.total();
+  const int64_t chunk = (total + world - 1) / world;
+  const FlatRange mine{std::min(total, chunk * rank), std::min(total, chunk * (rank + 1))};
+  const std::vector<NamedState> states = optimizer_.state();
+  // (chunk) per state on the host, zero-padded past `total` on the last rank.
+  std::vector<Tensor> parts;
+  std::string error;
+  try {
+    if (rank == 0) load_parameters(dir);
+    const OptimShardSet shards = OptimShardSet::open(dir, ts.world);
+    KILN_CHECK(shards.optimizer() == optimizer_.name() && shards.total() == total,
+               "{}: optimizer state of {} over {} elements; this run has {} over {}", dir,
+               shards.optimizer(), shards.total(), optimizer_.name(), total);
+    for (const NamedState& st : states) {
+      parts.push_back(Tensor::zeros(Shape{chunk}, DType::f32, cpu_device()));
+      shards.read_range(st.name, mine, parts.back().data<float>());
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  // Agree before the collectives that move tensors, so that a rank that failed to read does not
+  // leave the others waiting in them.
+  Tensor failed = Tensor::zeros(Shape{1}, DType::f64, cpu_device());
+  failed.data<double>()[0] = error.empty() ? 0 : 1;
+  comm_.all_reduce(failed, ReduceOp::sum, CollectiveTag{"checkpoint load"});
+  const double failures = failed.data<double>()[0];
+  KILN_CHECK(failures == 0, "cannot resume from {}: {}", dir,
+             error.empty()
+                 ? fmt::format("{} other rank(s) failed to read it; see their logs", failures)
+                 : error);
+  comm_.broadcast(store.params(), 0, CollectiveTag{"checkpoint parameters"});
+  Tensor part = Tensor::empty(Shape{chunk}, DType::f32, dev);
+  Tensor gathered = Tensor::empty(Shape{chunk * world}, DType::f32, dev);
+  for (size_t i = 0; i < states.size(); ++i) {
+    part.copy_from(parts[i]);
+    comm_.all_gather(part, gathered, CollectiveTag{"checkpoint optimizer state"});
+    states[i].tensor->copy_from(gathered.view(0, Shape{total}));
+  }
+  optimizer_.set_steps_taken(ts.optimizer_steps);
+  dev.compute_stream().synchronize();
+
+  if (ts.world != comm_.world()) {
+    KILN_LOG_INFO0("ckpt",
+                   "saved by {} rank(s), resuming on {}: the optimizer state was "
+                   "re-sliced from {} shard(s); the data cursor is global, so the run goes on "
+                   "over the same samples",
+                   ts.world, comm_.world(), ts.world);
+  }
+  KILN_LOG_INFO0("ckpt", "resumed from {}: step {}, epoch {}, cursor {}, optimizer step {}", dir,
+                 ts.step, ts.dataset_size ? ts.cursor / ts.dataset_size : 0, ts.cursor,
+                 ts.optimizer_steps);
+  out = TrainProgress{ts.step, ts.cursor, ts.skipped_steps, ts.consecutive_skips,
+                      ts.loss_scale};
+  last_saved_step_ = ts.step;
+  last_save_time_ = std::chrono::steady_clock::now();
+}
+
+void Checkpointer::load_parameters(const std::string& dir) {
   ParamStore& store = model_.params();
   Device& dev = store.params().device();
   const std::string mpath = (fs::path(dir) / kModelFile).string();
@@ -153,33 +217,7 @@ void Checkpointer::load(const std::string& dir, TrainProgress& out) {
     Tensor dst = store.params().view(info.offset, Shape{info.numel});
     dev.copy(dst.raw(), mf.data(info.name), dst.nbytes(), CopyKind::host_to_device);
   }
-
-  const OptimShardSet shards = OptimShardSet::open(dir, ts.world);
-  KILN_CHECK(shards.optimizer() == optimizer_.name() && shards.total() == store.total(),
-             "{}: optimizer state of {} over {} elements; this run has {} over {}", dir,
-             shards.optimizer(), shards.total(), optimizer_.name(), store.total());
-  Tensor host = Tensor::empty(Shape{store.total()}, DType::f32, cpu_device());
-  for (const NamedState& st : optimizer_.state()) {
-    shards.read_range(st.name, FlatRange{0, store.total()}, host.data<float>());
-    st.tensor->copy_from(host);
-  }
-  optimizer_.set_steps_taken(ts.optimizer_steps);
   dev.compute_stream().synchronize();
-
-  if (ts.world != comm_.world()) {
-    KILN_LOG_INFO0("ckpt",
-                   "saved by {} rank(s), resuming on {}: the optimizer state was "
-                   "re-sliced from {} shard(s); the data cursor is global, so the run goes on "
-                   "over the same samples",
-                   ts.world, comm_.world(), shards.world());
-  }
-  KILN_LOG_INFO0("ckpt", "resumed from {}: step {}, epoch {}, cursor {}, optimizer step {}", dir,
-                 ts.step, ts.dataset_size ? ts.cursor / ts.dataset_size : 0, ts.cursor,
-                 ts.optimizer_steps);
-  out = TrainProgress{ts.step, ts.cursor, ts.skipped_steps, ts.consecutive_skips,
-                      ts.loss_scale};
-  last_saved_step_ = ts.step;
-  last_save_time_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace kiln

@@ -37,12 +37,13 @@ struct Checkpointer::Save {
   std::string error;
   uint64_t bytes = 0;  // written by this rank
   double snapshot_s = 0, write_s = 0;
+  Clock::time_point started;  // the step boundary the save was taken at
 };
 
 Checkpointer::Checkpointer(const Config& cfg, Communicator& comm, Model& model,
                            Optimizer& optimizer, int64_t dataset_size)
     : cfg_(cfg), comm_(comm), model_(model), optimizer_(optimizer), dataset_size_(dataset_size) {
-  agree_ = Tensor::zeros(Shape{3}, DType::f64, cpu_device());
+  settle_ = Tensor::zeros(Shape{kControlSlots}, DType::f64, cpu_device());
   last_save_time_ = Clock::now();
   if (!saving_enabled()) return;
   if (comm_.rank() == 0) {
@@ -124,12 +125,23 @@ TrainerState Checkpointer::trainer_state(const TrainProgress& p) const {
   return t;
 }
 
-void Checkpointer::after_step(const TrainProgress& p, bool force) {
+void Checkpointer::fill_control(double* slots) const {
+  slots[0] = slots[1] = slots[2] = 0;
   if (!saving_enabled()) return;
-  const auto t0 = Clock::now();
-  bool timed = false;
-  if (pending_ || cfg_.checkpoint.every_minutes > 0) timed = agree(false);
-  blocked_s_ += seconds_since(t0);
+  if (pending_) {
+    const int st = pending_->status.load();
+    slots[0] = st == 0 ? 1 : 0;
+    slots[1] = st == 2 ? 1 : 0;
+  }
+  if (comm_.rank() == 0 && cfg_.checkpoint.every_minutes > 0 &&
+      seconds_since(last_save_time_) >= cfg_.checkpoint.every_minutes * 60) {
+    slots[2] = 1;
+  }
+}
+
+void Checkpointer::after_step(const TrainProgress& p, const double* control, bool force) {
+  if (!saving_enabled()) return;
+  const bool timed = resolve(control);
   const int64_t every = cfg_.checkpoint.every_steps;
   const bool due = force || timed || (every > 0 && p.step % every == 0);
   if (due && p.step > 0 && p.step != last_saved_step_) start_save(p);
@@ -142,6 +154,7 @@ void Checkpointer::before_update() {
   snapshot_done_.wait();
   snapshot_in_flight_ = false;
   blocked_s_ += seconds_since(t0);
+  snapshot_wait_s_ += seconds_since(t0);
 }
 
 void Checkpointer::finish(const TrainProgress& p) {
@@ -152,41 +165,34 @@ void Checkpointer::finish(const TrainProgress& p) {
     snapshot_done_.wait();
     snapshot_in_flight_ = false;
   }
-  if (pending_) {
-    wait_threads();
-    agree(true);
-  }
+  if (pending_) settle();
   wait_threads();
   KILN_LOG_INFO0("ckpt",
                  "{} checkpoint(s) saved this run; training waited {:.1f} ms for them "
-                 "({:.2f} ms per save), then {:.1f} ms at the end for the last one",
+                 "({:.2f} ms per save: {:.1f} ms in all for snapshot copies, {:.1f} ms for "
+                 "previous saves to finish), then {:.1f} ms at the end for the last one",
                  saves_, blocked_s_ * 1e3,
                  saves_ ? blocked_s_ * 1e3 / static_cast<double>(saves_) : 0.0,
-                 seconds_since(t0) * 1e3);
+                 snapshot_wait_s_ * 1e3, previous_wait_s_ * 1e3, seconds_since(t0) * 1e3);
 }
 
-bool Checkpointer::agree(bool block) {
-  double* a = agree_.data<double>();
-  a[0] = a[1] = a[2] = 0;
-  if (pending_) {
-    if (block) wait_threads();
-    const int st = pending_->status.load();
-    a[0] = st == 0 ? 1 : 0;
-    a[1] = st == 2 ? 1 : 0;
-  }
-  if (comm_.rank() == 0 && cfg_.checkpoint.every_minutes > 0 &&
-      seconds_since(last_save_time_) >= cfg_.checkpoint.every_minutes * 60) {
-    a[2] = 1;
-  }
-  comm_.all_reduce(agree_, ReduceOp::sum, CollectiveTag{"checkpoint"});
-  if (pending_ && a[0] == 0) {
+void Checkpointer::settle() {
+  trace::Span span("wait previous save", "checkpoint");
+  wait_threads();
+  fill_control(settle_.data<double>());
+  comm_.all_reduce(settle_, ReduceOp::sum, CollectiveTag{"checkpoint"});
+  resolve(settle_.data<double>());
+}
+
+bool Checkpointer::resolve(const double* control) {
+  if (pending_ && control[0] == 0) {
     std::shared_ptr<Save> s = std::move(pending_);
     pending_.reset();
-    if (a[1] > 0) {
+    if (control[1] > 0) {
       KILN_LOG_ERROR("ckpt",
                      "the checkpoint of step {} failed on {} rank(s){}; it is abandoned "
                      "and the previous checkpoint stays the newest",
-                     s->step, a[1], s->error.empty() ? "" : " (here: " + s->error + ")");
+                     s->step, control[1], s->error.empty() ? "" : " (here: " + s->error + ")");
       if (comm_.rank() == 0) {
         writer_->submit([s] {
           std::error_code ec;
@@ -202,14 +208,14 @@ bool Checkpointer::agree(bool block) {
       hook_(CommitInfo{s->step, s->dir, s->bytes, 0, s->snapshot_s + s->write_s});
     }
   }
-  return a[2] > 0;
+  return control[2] > 0;
 }
 
 void Checkpointer::start_save(const TrainProgress& p) {
   const auto t0 = Clock::now();
   if (pending_) {  // the next save waits for the previous one
-    wait_threads();
-    agree(true);
+    settle();
+    previous_wait_s_ += seconds_since(t0);
   }
   ParamStore& store = model_.params();
   const std::vector<NamedState> states = optimizer_.state();
@@ -217,6 +223,7 @@ void Checkpointer::start_save(const TrainProgress& p) {
 
   auto s = std::make_shared<Save>();
   s->step = p.step;
+  s->started = Clock::now();
   s->state = trainer_state(p);
   s->dir = (fs::path(cfg_.checkpoint.dir) / step_dir_name(p.step)).string();
   s->tmp = s->dir + ".tmp";
@@ -325,8 +332,8 @@ void Checkpointer::commit(Save& s) {
       }
     }
     for (int r = 0; r < m.world; ++r) fs::remove(tmp / rank_digest_name(r));
-    const FileDigest manifest = write_file_durable((tmp / kManifestFile).string(),
-                                                   manifest_to_json(m));
+    const FileDigest manifest =
+        write_file_durable((tmp / kManifestFile).string(), manifest_to_json(m));
     fsync_dir(s.tmp);
     debug_slow_phase();
     const bool replaced = rename_dir_replacing(s.tmp, s.dir);
@@ -334,9 +341,9 @@ void Checkpointer::commit(Save& s) {
     if (replaced) remove_checkpoint(s.tmp);  // the old checkpoint of this step, swapped out
     KILN_LOG_INFO("ckpt",
                   "committed {} ({:.1f} MB; snapshot {:.1f} ms, rank 0 wrote {:.1f} MB in "
-                  "{:.3f} s = {:.0f} MB/s){}",
+                  "{:.3f} s = {:.0f} MB/s; {:.3f} s from the step to the commit){}",
                   s.dir, bytes / 1e6, s.snapshot_s * 1e3, s.bytes / 1e6, s.write_s,
-                  s.bytes / 1e6 / std::max(s.write_s, 1e-9),
+                  s.bytes / 1e6 / std::max(s.write_s, 1e-9), seconds_since(s.started),
                   replaced ? ", replacing an older checkpoint of the same step" : "");
     if (hook_) {
       hook_(CommitInfo{s.step, s.dir, bytes, manifest.xxh3,

@@ -7,13 +7,16 @@
 // (they do not change them); a second thread, at a low CPU priority so that it yields the cores
 // to training, writes the files under step-N.tmp/. before_update() - called
 // before the optimizer touches parameters or state - waits for that copy. Each rank writes its
-// own optimizer shard, rank 0 also model.safetensors and trainer.json. Once every rank reports
-// its files durable (a small all-reduce at step ends, on the training thread), rank 0's writer
+// own optimizer shard, rank 0 also model.safetensors and trainer.json. Ranks learn that every
+// rank's files are durable through slots of the trainer's per-step control all-reduce
+// (fill_control), so a save in flight costs no collective of its own; then rank 0's writer
 // thread writes MANIFEST.json, renames the directory, fsyncs the parent, reports the commit
-// (hook) and applies retention. The next save waits for the previous one.
+// (hook) and applies retention. The next save waits for the previous one (the only time the
+// Checkpointer issues a collective of its own during training).
 //
 // Thread safety: every public method runs on the training thread, in the same order on every
-// rank (they issue collectives); the commit hook runs on rank 0's writer thread.
+// rank (they issue collectives); the commit hook runs on rank 0's writer thread, and on the
+// training thread of other ranks (their acknowledgement that their files are durable).
 #pragma once
 
 #include <chrono>
@@ -45,10 +48,10 @@ struct TrainProgress {
 
 struct CommitInfo {
   int64_t step = 0;
-  std::string path;          // the committed directory
-  uint64_t bytes = 0;        // all files of the checkpoint
+  std::string path;            // the committed directory
+  uint64_t bytes = 0;          // all files of the checkpoint
   uint64_t manifest_xxh3 = 0;  // checksum of MANIFEST.json (rank 0; 0 on other ranks)
-  double duration_s = 0;     // snapshot + write + commit on rank 0
+  double duration_s = 0;       // snapshot + write + commit on rank 0
 };
 using CommitHook = std::function<void(const CommitInfo&)>;
 
@@ -68,9 +71,17 @@ class Checkpointer {
   // directory of them). Returns where to continue, or nullopt to start fresh. Collective.
   std::optional<TrainProgress> restore(const std::string& spec);
 
-  // At every step end: moves a save in flight towards its commit, and starts a save when one is
-  // due (checkpoint.every_steps, checkpoint.every_minutes, or `force`). Collective.
-  void after_step(const TrainProgress& p, bool force = false);
+  // Slots the Checkpointer adds to the trainer's per-step control all-reduce (summed over
+  // ranks): ranks still writing the save in flight, ranks whose save failed, and rank 0's
+  // clock asking for a timed save (checkpoint.every_minutes).
+  static constexpr int kControlSlots = 3;
+  // This rank's values of those slots, before the step's control all-reduce (local, cheap).
+  void fill_control(double* slots) const;
+  // At every step end, given the control slots summed over ranks for this step: commits (rank 0)
+  // or abandons the save in flight once no rank is still writing it, and starts a save when one
+  // is due (checkpoint.every_steps, checkpoint.every_minutes, or `force`). Issues a collective
+  // only when a new save must wait for the previous one. Called in the same order on every rank.
+  void after_step(const TrainProgress& p, const double* control, bool force = false);
   // Before the optimizer changes parameters or state: waits for a snapshot copy in flight.
   void before_update();
   // End of run: saves `p` unless it is saved already, waits for every write and the commit.
@@ -87,14 +98,17 @@ class Checkpointer {
   struct Save;  // one save in flight (checkpointer.cc)
 
   void start_save(const TrainProgress& p);
-  // The all-reduce that agrees on the save in flight (and on rank 0's clock for every_minutes);
-  // commits or abandons it once no rank is still writing. Returns whether rank 0 wants a timed
-  // save.
-  bool agree(bool block);
+  // Acts on summed control slots: commits (rank 0) or abandons the save in flight once no rank
+  // is still writing it. Returns whether rank 0 wants a timed save.
+  bool resolve(const double* control);
+  // Waits until this rank's writes are done, then agrees on and resolves the save in flight
+  // with an all-reduce of its own.
+  void settle();
   void write_files(Save& s);
   void commit(Save& s);
   TrainerState trainer_state(const TrainProgress& p) const;
   void load(const std::string& dir, TrainProgress& out);
+  void load_parameters(const std::string& dir);  // model.safetensors into the parameters
 
   Config cfg_;
   Communicator& comm_;
@@ -118,8 +132,9 @@ class Checkpointer {
   int64_t last_saved_step_ = -1;
   std::chrono::steady_clock::time_point last_save_time_;
   double blocked_s_ = 0;
+  double snapshot_wait_s_ = 0, previous_wait_s_ = 0;  // parts of blocked_s_
   int64_t saves_ = 0;
-  Tensor agree_;  // f64 host: [ranks still writing, ranks failed, rank 0 timed save due]
+  Tensor settle_;  // f64 host: the control slots, for settle()'s own all-reduce
 };
 
 }  // namespace kiln

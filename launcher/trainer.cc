@@ -1,6 +1,7 @@
 // The training loop of one rank.
 #include "launcher/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -29,13 +30,14 @@ enum Control : int {
   kLossSum = 0,
   kCorrect,
   kCount,
-  kNonFinite,  // > 0 when any rank saw a non-finite loss
-  kStop,       // > 0 when any rank was asked to stop
-  kPlan,       // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
-  kPlanSq,     // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
+  kNonFinite,      // > 0 when any rank saw a non-finite loss
+  kStop,           // > 0 when any rank was asked to stop
+  kPlan,           // sum and sum of squares of the ranks' bucket-plan tags: equal tags on all n
+  kPlanSq,         // ranks is exactly n * sum_sq == sum^2, which every rank reads alike
   kCheckpointNow,  // > 0 when any rank's coordinator reporter asks for a checkpoint now
   kActionPending,  // > 0 when any rank holds a coordinator action (then ids are agreed on)
-  kControlSlots
+  kCheckpoint,     // Checkpointer::kControlSlots slots: its save in flight, timed saves
+  kControlSlots = kCheckpoint + Checkpointer::kControlSlots
 };
 
 int64_t mib_to_bytes(double mib) {
@@ -109,7 +111,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
     gpu_ = GpuMonitor::open(device_->index());
   }
   if (reporter_) {
-    // Every rank acknowledges each commit to the coordinator (see Checkpointer::agree).
+    // Every rank acknowledges each commit to the coordinator (see Checkpointer::resolve).
     checkpointer_->set_commit_hook([this](const CommitInfo& c) {
       reporter_->on_checkpoint({c.step, c.path,
                                 c.manifest_xxh3 ? hash_hex(c.manifest_xxh3) : std::string(),
@@ -283,6 +285,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   c[kActionPending] = action_.id > 0 ? 1.0 : 0.0;
   c[kPlan] = plan_tag_;
   c[kPlanSq] = plan_tag_ * plan_tag_;
+  checkpointer_->fill_control(c + kCheckpoint);
   // The straggler report rides on the control all-reduce of logging steps, which every rank
   // knows alike: each rank fills its own slots, the sum gathers them.
   const int world = comm_.world();
@@ -319,6 +322,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   r.sums.count = static_cast<int64_t>(c[kCount]);
   r.stop = c[kStop] > 0;
   r.checkpoint_now = c[kCheckpointNow] > 0;
+  std::copy(c + kCheckpoint, c + kControlSlots, r.checkpoint.begin());
   // Gradients are identical on every rank after the all-reduce, so is their norm.
   r.grad_norm = std::sqrt(device_->ops().sum_squares(store.grads())) / loss_scale_;
   checkpointer_->before_update();  // a snapshot of the last step may still be copying
@@ -503,7 +507,8 @@ TrainSummary Trainer::run() {
     }
     {
       trace::Span span("checkpoint", "checkpoint");
-      checkpointer_->after_step(train_progress(done), /*force=*/r.stop || r.checkpoint_now);
+      checkpointer_->after_step(train_progress(done), r.checkpoint.data(),
+                                /*force=*/r.stop || r.checkpoint_now);
     }
     trace_->after_step(step);
     if (r.stop) {

@@ -4,6 +4,7 @@
 // model, bucket plan and dataset before the first collective that moves tensors.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -78,6 +79,7 @@ class Trainer {
     std::vector<double> rank_work_ms, rank_wait_ms;
     bool checkpoint_now = false;  // the coordinator asked; every rank agrees
     bool scale_overflow = false;  // fp16: gradients overflowed, update skipped, scale halved
+    std::array<double, Checkpointer::kControlSlots> checkpoint{};  // summed over ranks
   };
   StepOutcome train_step(int64_t step, StepTimes& times);
   TrainProgress train_progress(int64_t steps_done) const;

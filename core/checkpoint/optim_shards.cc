@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 
 #include "core/checkpoint/layout.h"
@@ -66,7 +65,8 @@ OptimShardSet OptimShardSet::open(const std::string& dir, int world) {
   OptimShardSet set;
   for (int r = 0; r < world; ++r) {
     const std::string path = (std::filesystem::path(dir) / optim_shard_name(r, world)).string();
-    SafeTensorFile f = read_safetensors(path);
+    // Headers only: a rank reads just the bytes of the range it asks for (read_range).
+    SafeTensorFile f = read_safetensors_header(path);
     KILN_CHECK(f.meta("kiln.kind") == "optimizer_shard", "{} is not an optimizer shard", path);
     OptimShardInfo info;
     info.optimizer = f.meta("optimizer");
@@ -123,9 +123,8 @@ void OptimShardSet::read_range(const std::string& name, FlatRange range, float* 
     const int64_t lo = std::max(range.begin, info.range.begin);
     const int64_t hi = std::min(range.end, info.range.end);
     if (lo >= hi) continue;
-    const float* src = static_cast<const float*>(f.data(name));
-    std::memcpy(out + (lo - range.begin), src + (lo - info.range.begin),
-                static_cast<size_t>(hi - lo) * sizeof(float));
+    f.read_bytes(name, static_cast<uint64_t>(lo - info.range.begin) * sizeof(float),
+                 static_cast<uint64_t>(hi - lo) * sizeof(float), out + (lo - range.begin));
   }
 }
 

@@ -45,11 +45,13 @@ std::map<std::string, std::string> optim_shard_metadata(const OptimShardInfo& in
 FileDigest write_optim_shard(const std::string& path, const OptimShardInfo& info,
                              const std::vector<StateSlice>& states);
 
-// The shards of one checkpoint, read and checked to tile [0, total) exactly once.
+// The shards of one checkpoint, checked to tile [0, total) exactly once. Only their headers are
+// read up front; read_range reads the bytes of the range asked for, so ranks that each load
+// their own slice read the checkpoint once between them, not once each.
 class OptimShardSet {
  public:
-  // Reads optim-*-of-`world` in `dir`; throws naming the file on a missing shard, a gap, an
-  // overlap or disagreeing metadata.
+  // Reads the headers of optim-*-of-`world` in `dir`; throws naming the file on a missing shard,
+  // a gap, an overlap or disagreeing metadata.
   static OptimShardSet open(const std::string& dir, int world);
 
   const std::string& optimizer() const { return shards_.front().first.optimizer; }
@@ -58,7 +60,8 @@ class OptimShardSet {
   int world() const { return static_cast<int>(shards_.size()); }
   std::vector<std::string> state_names() const { return shards_.front().second.names(); }
 
-  // Copies state `name` over `range` into `out` (range.size() floats).
+  // Reads state `name` over `range` from the shards that hold it into `out` (range.size()
+  // floats). The files must not change after open().
   void read_range(const std::string& name, FlatRange range, float* out) const;
 
  private:

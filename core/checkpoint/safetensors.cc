@@ -1,5 +1,6 @@
 // safetensors writing (streamed from the caller's buffers through a DurableWriter) and reading
-// (one read of the whole file, then a strict check of the header against the file's size).
+// (the whole file in one read, or its header alone with tensor bytes read on demand; either way
+// a strict check of the header against the file's size).
 #include "core/checkpoint/safetensors.h"
 
 #include <fcntl.h>
@@ -19,6 +20,49 @@ namespace {
 
 // A header larger than this is not a header (the format's own readers use the same bound).
 constexpr uint64_t kMaxHeader = 100u << 20;
+
+// A file open for reading, closed on every path out.
+class ReadFd {
+ public:
+  explicit ReadFd(const std::string& path)
+      : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    KILN_SYS_CHECK(fd_, "cannot open safetensors file {}", path);
+  }
+  ~ReadFd() { ::close(fd_); }
+  ReadFd(const ReadFd&) = delete;
+  ReadFd& operator=(const ReadFd&) = delete;
+
+  uint64_t size() const {
+    struct stat st;
+    KILN_SYS_CHECK(::fstat(fd_, &st), "cannot stat {}", path_);
+    return static_cast<uint64_t>(st.st_size);
+  }
+  // Exactly `len` bytes at `offset`; `what` names them in errors.
+  void read(void* out, uint64_t len, uint64_t offset, const std::string& what) const {
+    uint64_t got = 0;
+    while (got < len) {
+      const ssize_t r = ::pread(fd_, static_cast<uint8_t*>(out) + got, len - got,
+                                static_cast<off_t>(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      KILN_CHECK(r > 0, "reading {} of {} failed after {} of {} bytes (at offset {}): {}", what,
+                 path_, got, len, offset, r < 0 ? errno_string() : "unexpected end of file");
+      got += static_cast<uint64_t>(r);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// 64-byte aligned so that f32/f64 tensors in the data section are naturally aligned whenever
+// the tensors before them keep the alignment (Kiln's files do).
+std::shared_ptr<uint8_t> aligned_bytes(uint64_t size, const std::string& path) {
+  const size_t alloc = (size + 8 + 63) / 64 * 64;
+  std::shared_ptr<uint8_t> bytes(static_cast<uint8_t*>(std::aligned_alloc(64, alloc)), std::free);
+  KILN_CHECK(bytes != nullptr, "out of memory reading {} ({} bytes)", path, size);
+  return bytes;
+}
 
 DType parse_st_dtype(const std::string& s, const std::string& origin, const std::string& name) {
   for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::u8}) {
@@ -131,7 +175,24 @@ const SafeTensorFile::Entry& SafeTensorFile::entry(const std::string& name) cons
 }
 
 const void* SafeTensorFile::data(const std::string& name) const {
-  return data_start_ + entry(name).begin;
+  const Entry& e = entry(name);
+  KILN_CHECK(data_start_ != nullptr,
+             "{}: tensor '{}' was not read (only the header of the file was); use read_bytes",
+             path_, name);
+  return data_start_ + e.begin;
+}
+
+void SafeTensorFile::read_bytes(const std::string& name, uint64_t offset, uint64_t len,
+                                void* out) const {
+  const Entry& e = entry(name);
+  KILN_CHECK(offset <= e.end - e.begin && len <= e.end - e.begin - offset,
+             "{}: bytes [{}, {}) of tensor '{}' lie outside its {} bytes", path_, offset,
+             offset + len, name, e.end - e.begin);
+  if (data_start_ != nullptr) {
+    std::memcpy(out, data_start_ + e.begin + offset, len);
+  } else {
+    ReadFd(path_).read(out, len, data_offset_ + e.begin + offset, "tensor '" + name + "'");
+  }
 }
 
 const std::string& SafeTensorFile::meta(const std::string& key) const {
@@ -145,6 +206,11 @@ const std::string& SafeTensorFile::meta(const std::string& key) const {
 
 SafeTensorFile parse_safetensors(std::string origin, std::shared_ptr<uint8_t> bytes,
                                  uint64_t size) {
+  return SafeTensorFile::parse(std::move(origin), std::move(bytes), size, true);
+}
+
+SafeTensorFile SafeTensorFile::parse(std::string origin, std::shared_ptr<uint8_t> bytes,
+                                     uint64_t size, bool in_memory) {
   KILN_CHECK(size >= 8,
              "{}: truncated safetensors file: {} bytes, but the format starts with "
              "an 8-byte header length",
@@ -172,7 +238,8 @@ SafeTensorFile parse_safetensors(std::string origin, std::shared_ptr<uint8_t> by
   SafeTensorFile f;
   f.path_ = std::move(origin);
   f.bytes_ = std::move(bytes);
-  f.data_start_ = p + 8 + n;
+  f.data_offset_ = 8 + n;
+  f.data_start_ = in_memory ? p + 8 + n : nullptr;
   const uint64_t data_size = size - 8 - n;
   uint64_t covered = 0;
   for (auto it = h.begin(); it != h.end(); ++it) {
@@ -242,35 +309,25 @@ SafeTensorFile parse_safetensors(std::string origin, std::shared_ptr<uint8_t> by
 }
 
 SafeTensorFile read_safetensors(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  KILN_SYS_CHECK(fd, "cannot open safetensors file {}", path);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    KILN_FAIL("cannot stat {}: {}", path, errno_string());
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  // 64-byte aligned so that f32/f64 tensors in the data section are naturally aligned whenever
-  // the tensors before them keep the alignment (Kiln's files do).
-  const size_t alloc = (size + 8 + 63) / 64 * 64;
-  std::shared_ptr<uint8_t> bytes(static_cast<uint8_t*>(std::aligned_alloc(64, alloc)), std::free);
-  if (!bytes) {
-    ::close(fd);
-    KILN_FAIL("out of memory reading {} ({} bytes)", path, size);
-  }
-  uint64_t got = 0;
-  while (got < size) {
-    ssize_t r = ::read(fd, bytes.get() + got, size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      const std::string why = r < 0 ? errno_string() : "unexpected end of file";
-      ::close(fd);
-      KILN_FAIL("reading {} failed after {} of {} bytes: {}", path, got, size, why);
-    }
-    got += static_cast<uint64_t>(r);
-  }
-  ::close(fd);
+  const ReadFd fd(path);
+  const uint64_t size = fd.size();
+  std::shared_ptr<uint8_t> bytes = aligned_bytes(size, path);
+  fd.read(bytes.get(), size, 0, "the file");
   return parse_safetensors(path, std::move(bytes), size);
+}
+
+SafeTensorFile read_safetensors_header(const std::string& path) {
+  const ReadFd fd(path);
+  const uint64_t size = fd.size();
+  uint8_t len[8] = {};
+  // A file too short for the length is reported by parse(), as for a whole read.
+  if (size >= 8) fd.read(len, 8, 0, "the header length");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
+  const uint64_t head = size < 8 ? size : 8 + std::min({n, kMaxHeader, size - 8});
+  std::shared_ptr<uint8_t> bytes = aligned_bytes(head, path);
+  fd.read(bytes.get(), head, 0, "the header");
+  return SafeTensorFile::parse(path, std::move(bytes), size, false);
 }
 
 }  // namespace kiln

@@ -55,7 +55,9 @@ class SafeTensorsImage {
   uint64_t size_ = 0, capacity_ = 0;
 };
 
-// A whole file read into memory and validated; owns the bytes the data pointers refer to.
+// A file read and validated: either whole into memory (read_safetensors; owns the bytes the
+// data pointers refer to) or by its header only (read_safetensors_header), whose tensors are
+// then read piecewise from the file with read_bytes.
 class SafeTensorFile {
  public:
   struct Entry {
@@ -73,7 +75,11 @@ class SafeTensorFile {
   const Entry& entry(const std::string& name) const;
   DType dtype(const std::string& name) const { return entry(name).dtype; }
   const Shape& shape(const std::string& name) const { return entry(name).shape; }
+  // In memory only: throws for a file read by its header.
   const void* data(const std::string& name) const;
+  // Copies `len` bytes from `offset` bytes into tensor `name`'s data to `out`: from memory, or
+  // read from the file (which must not have changed since its header was read).
+  void read_bytes(const std::string& name, uint64_t offset, uint64_t len, void* out) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // A metadata value; throws naming the key and the file when it is missing.
   const std::string& meta(const std::string& key) const;
@@ -81,9 +87,15 @@ class SafeTensorFile {
  private:
   friend SafeTensorFile parse_safetensors(std::string origin, std::shared_ptr<uint8_t> bytes,
                                           uint64_t size);
+  friend SafeTensorFile read_safetensors_header(const std::string& path);
+  // `bytes` holds the 8-byte length and the header of a file of `size` bytes, and all of the
+  // file when `in_memory`.
+  static SafeTensorFile parse(std::string origin, std::shared_ptr<uint8_t> bytes, uint64_t size,
+                              bool in_memory);
   std::string path_;
   std::shared_ptr<uint8_t> bytes_;
-  const uint8_t* data_start_ = nullptr;
+  const uint8_t* data_start_ = nullptr;  // null when read by the header only
+  uint64_t data_offset_ = 0;             // where the data section starts in the file
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
@@ -92,6 +104,9 @@ class SafeTensorFile {
 // Reads and validates `path`: a truncated file or a bad header is an error naming the file and
 // what was expected.
 SafeTensorFile read_safetensors(const std::string& path);
+// Reads and validates the header of `path` against the file's size, not the tensor bytes: a
+// rank that needs part of a large file reads only that part (SafeTensorFile::read_bytes).
+SafeTensorFile read_safetensors_header(const std::string& path);
 // Validates bytes already in memory (`origin` names them in errors).
 SafeTensorFile parse_safetensors(std::string origin, std::shared_ptr<uint8_t> bytes, uint64_t size);
 

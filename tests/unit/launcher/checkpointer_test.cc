@@ -1,7 +1,7 @@
 // The Checkpointer inside a real (single-rank) Trainer: asynchronous saves commit at the steps
 // asked for, retention keeps what it should, a restore brings back parameters, optimizer state
-// and position bit for bit, a config that changes the model is refused by key, and a save that
-// fails leaves the previous checkpoint the newest.
+// and position bit for bit, saving adds no collective to the steps, a config that changes the
+// model is refused by key, and a save that fails leaves the previous checkpoint the newest.
 #include "launcher/checkpointer.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/checkpoint/layout.h"
 #include "core/checkpoint/manifest.h"
@@ -77,14 +78,84 @@ TEST(Checkpointer, EveryMinutesSavesOnRankZerosClock) {
   test::TempDir tmp;
   const std::string dir = tmp.path() + "/ckpt";
   std::unique_ptr<Communicator> comm = make_self_communicator();
-  // 6e-6 minutes (0.36 ms) is shorter than any step: every step end finds a save due.
-  Trainer t(small_mlp(dir, {"checkpoint.every_steps=0", "checkpoint.every_minutes=6e-6",
+  // 1e-9 minutes (60 ns) is shorter than any step: every step finds a save due. (0.36 ms was
+  // not: on an idle core a step of this MLP can take 0.3 ms.)
+  Trainer t(small_mlp(dir, {"checkpoint.every_steps=0", "checkpoint.every_minutes=1e-9",
                             "train.steps=6"}),
             *comm);
   std::vector<int64_t> committed;
   t.checkpointer().set_commit_hook([&](const CommitInfo& c) { committed.push_back(c.step); });
   t.run();
   EXPECT_EQ(committed, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+// Counts the collectives issued through it by what they serve (CollectiveTag::what), passing
+// them on to a world of one.
+class CountingComm final : public Communicator {
+ public:
+  std::map<std::string, int> counts;
+
+  std::string backend() const override { return "counting"; }
+  int rank() const override { return 0; }
+  int world() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_world() const override { return 1; }
+  std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op,
+                                         const CollectiveTag& tag) override {
+    ++counts[tag.what];
+    return self_->all_reduce_async(t, op, tag);
+  }
+  std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op,
+                                             const CollectiveTag& tag) override {
+    ++counts[tag.what];
+    return self_->reduce_scatter_async(in, out, op, tag);
+  }
+  std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out,
+                                         const CollectiveTag& tag) override {
+    ++counts[tag.what];
+    return self_->all_gather_async(in, out, tag);
+  }
+  std::unique_ptr<Work> broadcast_async(Tensor& t, int root, const CollectiveTag& tag) override {
+    ++counts[tag.what];
+    return self_->broadcast_async(t, root, tag);
+  }
+  std::unique_ptr<Work> barrier_async(const CollectiveTag& tag) override {
+    ++counts[tag.what];
+    return self_->barrier_async(tag);
+  }
+  [[noreturn]] void abort(int code) noexcept override { self_->abort(code); }
+
+ private:
+  std::unique_ptr<Communicator> self_ = make_self_communicator();
+};
+
+// Saves in flight and rank 0's clock (every_minutes) ride on the trainer's per-step control
+// all-reduce: a step issues that one collective (and gradient buckets when world > 1), with or
+// without checkpointing. The Checkpointer issues one of its own only where a save must wait
+// for the previous one, or at the end of the run: at most one per save.
+TEST(Checkpointer, SavesAddNoCollectiveToSteps) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/ckpt";
+  CountingComm comm;
+  // every_minutes is never due in this run, but rank 0's clock is consulted at every step.
+  Trainer t(small_mlp(dir, {"checkpoint.every_minutes=1000", "checkpoint.keep_last=0"}), comm);
+  comm.counts.clear();
+  t.run();
+  const int saves = static_cast<int>(t.checkpointer().saves_started());
+  EXPECT_EQ(saves, 3);  // steps 5, 10 and the end (12)
+  EXPECT_EQ(comm.counts["control"], 12);
+  EXPECT_EQ(comm.counts["evaluation"], 1);
+  EXPECT_GE(comm.counts["checkpoint"], 1);  // the end of the run waits for the last save
+  EXPECT_LE(comm.counts["checkpoint"], saves);
+  int others = 0;
+  for (const auto& [what, n] : comm.counts) {
+    if (what != "control" && what != "evaluation" && what != "checkpoint") {
+      others += n;
+      ADD_FAILURE() << n << " collective(s) tagged '" << what << "' during training";
+    }
+  }
+  EXPECT_EQ(others, 0);
+  EXPECT_EQ(list_checkpoints(dir).size(), 3u);
 }
 
 TEST(Checkpointer, RestoreFromAnExplicitOlderCheckpoint) {

@@ -144,6 +144,43 @@ TEST(SafeTensors, TruncatedFileNamesFileAndSizes) {
   expect_error([&] { read_safetensors(path); }, {"t.safetensors", "truncated", "JSON"});
 }
 
+// Reading the header alone gives the same entries and metadata as a whole read, and read_bytes
+// fetches any byte range of a tensor from the file (what a rank restoring its slice of the
+// optimizer state reads); the checks against the file's size still apply.
+TEST(SafeTensors, HeaderOnlyReadFetchesRangesFromTheFile) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/p.safetensors";
+  Sample s;
+  write_safetensors(path, s.tensors(), {{"k", "v"}});
+  const SafeTensorFile whole = read_safetensors(path);
+  const SafeTensorFile head = read_safetensors_header(path);
+  EXPECT_EQ(head.names(), whole.names());
+  EXPECT_EQ(head.shape("layers.0.weight"), (Shape{2, 3}));
+  EXPECT_EQ(head.meta("k"), "v");
+  float w[3] = {};
+  head.read_bytes("layers.0.weight", 2 * sizeof(float), sizeof(w), w);  // elements 2..4
+  EXPECT_EQ(w[0], 3.25f);
+  EXPECT_EQ(w[1], 0.0f);
+  EXPECT_EQ(w[2], 1e-20f);
+  uint8_t raw[2] = {};
+  head.read_bytes("raw", 3, 2, raw);
+  EXPECT_EQ(raw[0], 4);
+  EXPECT_EQ(raw[1], 5);
+  int32_t id = 0;
+  whole.read_bytes("ids", 8, 4, &id);  // from memory
+  EXPECT_EQ(id, 1 << 30);
+  expect_error([&] { head.data("raw"); }, {"p.safetensors", "raw", "header"});
+  expect_error([&] { head.read_bytes("raw", 4, 2, raw); }, {"p.safetensors", "[4, 6)", "raw"});
+
+  const std::string b = slurp(path);
+  spit(path, b.substr(0, b.size() - 3));
+  expect_error([&] { read_safetensors_header(path); }, {"p.safetensors", "truncated", "raw"});
+  spit(path, b.substr(0, 20));
+  expect_error([&] { read_safetensors_header(path); }, {"p.safetensors", "truncated", "JSON"});
+  spit(path, b.substr(0, 5));
+  expect_error([&] { read_safetensors_header(path); }, {"p.safetensors", "truncated", "8-byte"});
+}
+
 TEST(SafeTensors, BadHeadersAreRejected) {
   test::TempDir dir;
   const std::string path = dir.path() + "/h.safetensors";
