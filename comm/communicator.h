@@ -68,23 +68,44 @@ class Communicator {
   // Does not return.
   [[noreturn]] virtual void abort(int exit_code) noexcept = 0;
 
-  // Untagged and blocking forms.
+  // Untagged and blocking forms. A blocking form tells the backend that the caller waits for
+  // the collective right away, so the backend may run it on the calling thread (the MPI backend
+  // does when nothing else is in flight, saving the hand-off to its comm thread).
   std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) {
     return all_reduce_async(t, op, CollectiveTag{});
   }
   void all_reduce(Tensor& t, ReduceOp op, const CollectiveTag& tag = {}) {
+    CallerWaits scope(*this);
     all_reduce_async(t, op, tag)->wait();
   }
   void broadcast(Tensor& t, int root, const CollectiveTag& tag = {}) {
+    CallerWaits scope(*this);
     broadcast_async(t, root, tag)->wait();
   }
   void all_gather(const Tensor& in, Tensor& out, const CollectiveTag& tag = {}) {
+    CallerWaits scope(*this);
     all_gather_async(in, out, tag)->wait();
   }
   void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op, const CollectiveTag& tag = {}) {
+    CallerWaits scope(*this);
     reduce_scatter_async(in, out, op, tag)->wait();
   }
-  void barrier(const CollectiveTag& tag = {}) { barrier_async(tag)->wait(); }
+  void barrier(const CollectiveTag& tag = {}) {
+    CallerWaits scope(*this);
+    barrier_async(tag)->wait();
+  }
+
+  // Between set_caller_waits(true) and set_caller_waits(false), the issuing thread waits for
+  // each collective it issues as soon as it is issued. The blocking forms bracket their
+  // collective with it; a backend that gains nothing from knowing ignores it (the default).
+  virtual void set_caller_waits(bool /*waits*/) {}
+
+ private:
+  struct CallerWaits {
+    explicit CallerWaits(Communicator& c) : comm(c) { comm.set_caller_waits(true); }
+    ~CallerWaits() { comm.set_caller_waits(false); }
+    Communicator& comm;
+  };
 };
 
 // "all_reduce #12 (gradients, step 40, bucket 3)": how logs and the watchdog name a collective.

@@ -43,6 +43,17 @@ class MpiWork final : public Work {
   CommThread::Waiters* waiters_;
 };
 
+// A collective that has already finished (run on the calling thread).
+class DoneWork final : public Work {
+ public:
+  explicit DoneWork(std::string error) : error_(std::move(error)) {}
+  bool test() override { return true; }
+  void wait() override { KILN_CHECK(error_.empty(), "{}", error_); }
+
+ private:
+  std::string error_;
+};
+
 }  // namespace
 
 struct CommThread::Task {
@@ -110,6 +121,29 @@ std::unique_ptr<Work> CommThread::enqueue(const char* op, const CollectiveTag& t
   return work;
 }
 
+std::unique_ptr<Work> CommThread::run_here(const char* op, const CollectiveTag& tag, int64_t bytes,
+                                           std::function<void()> run) {
+  bool idle = false;
+  uint64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle = !busy_ && queue_.empty();
+    if (idle) {
+      busy_ = true;  // the comm thread starts nothing new until this one is done
+      seq = next_seq_++;
+    }
+  }
+  // Behind something in flight: the comm thread keeps the order.
+  if (!idle) return enqueue(op, tag, bytes, std::move(run));
+  const int64_t enqueued_ns = trace::recording() ? trace::now_ns() : 0;
+  std::string error = run_one(run, op, seq, tag, bytes, enqueued_ns);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_ = false;
+  }
+  return std::make_unique<DoneWork>(std::move(error));
+}
+
 void CommThread::mpi(bool background, const std::function<int()>& blocking,
                      const std::function<int(MPI_Request*)>& start) {
   if (!background) {
@@ -132,28 +166,40 @@ void CommThread::mpi(bool background, const std::function<int()>& blocking,
   }
 }
 
+std::string CommThread::run_one(const std::function<void()>& run, const char* op, uint64_t seq,
+                                const CollectiveTag& tag, int64_t bytes, int64_t enqueued_ns) {
+  watchdog_->arm(describe_collective(op, seq, tag));
+  std::string error;
+  try {
+    // Recorded before the Work completes, so that a rank whose wait() returned at the end of
+    // a trace window finds the collective's events already in the buffer.
+    run_traced(run, op, seq, tag, bytes, enqueued_ns);
+  } catch (const std::exception& e) {
+    error = fmt::format("{} failed: {}", describe_collective(op, seq, tag), e.what());
+  }
+  watchdog_->disarm();
+  return error;
+}
+
 void CommThread::loop() {
   trace::set_thread_name("comm");
   for (;;) {
     std::unique_ptr<Task> task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      // Not while run_here() runs a collective on its caller's thread.
+      cv_.wait(lock, [&] { return !busy_ && (stop_ || !queue_.empty()); });
       if (queue_.empty()) return;  // stopping, and everything issued has run
       task = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
     }
-    watchdog_->arm(describe_collective(task->op, task->seq, task->tag));
-    std::string error;
-    try {
-      // Recorded before the Work completes, so that a rank whose wait() returned at the end of
-      // a trace window finds the collective's events already in the buffer.
-      run_traced(task->run, task->op, task->seq, task->tag, task->bytes, task->enqueued_ns);
-    } catch (const std::exception& e) {
-      error = fmt::format("{} failed: {}", describe_collective(task->op, task->seq, task->tag),
-                          e.what());
+    std::string error =
+        run_one(task->run, task->op, task->seq, task->tag, task->bytes, task->enqueued_ns);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = false;
     }
-    watchdog_->disarm();
     {
       std::lock_guard<std::mutex> lock(task->state->mu);
       task->state->error = std::move(error);

@@ -6,7 +6,10 @@
 //    non-blocking and tested every KILN_MPI_POLL_US, the thread sleeping in between, so that
 //    waiting for a slower rank costs no CPU; once a thread blocks in Work::wait() for it, the
 //    rest runs hot (MPI_Wait);
-//  - any other collective runs as the blocking MPI call (the caller waits for it anyway).
+//  - any other collective runs as the blocking MPI call (the caller waits for it anyway);
+//  - a blocking collective issued while nothing else is queued or running skips the thread
+//    altogether: run_here() runs it on the calling thread, in its place in the issue order,
+//    under the same watchdog, which saves two thread wake-ups per call.
 // The choice follows the tag, never local timing: MPI does not match a blocking collective on
 // one rank with a non-blocking one on another.
 //
@@ -48,6 +51,11 @@ class CommThread {
   // `bytes`: what this rank contributes, for the trace.
   std::unique_ptr<Work> enqueue(const char* op, const CollectiveTag& tag, int64_t bytes,
                                 std::function<void()> run);
+  // Runs `run` on the calling thread when the comm thread is idle with nothing queued (the
+  // collective is next in issue order either way), else queues it as enqueue() does. Either
+  // way the caller is expected to wait for the returned Work at once.
+  std::unique_ptr<Work> run_here(const char* op, const CollectiveTag& tag, int64_t bytes,
+                                 std::function<void()> run);
   // From inside a queued task: one MPI operation given as its blocking call and its
   // non-blocking start, run as described above; returns when it has completed. Throws
   // kiln::Error on an MPI error.
@@ -64,6 +72,9 @@ class CommThread {
  private:
   struct Task;
   void loop();
+  // Runs one collective under the watchdog; returns the error ("" when it succeeded).
+  std::string run_one(const std::function<void()>& run, const char* op, uint64_t seq,
+                      const CollectiveTag& tag, int64_t bytes, int64_t enqueued_ns);
 
   const std::chrono::microseconds poll_;
   Waiters waiters_;
@@ -72,6 +83,7 @@ class CommThread {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Task>> queue_;
   uint64_t next_seq_ = 0;
+  bool busy_ = false;  // a collective is running (on the comm thread or in run_here)
   bool stop_ = false;
   std::thread thread_;
 };

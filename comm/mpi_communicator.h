@@ -20,6 +20,8 @@ constexpr int kWatchdogExitCode = 3;
 
 struct MpiOptions {
   double timeout_s = 300;  // comm.timeout_s: the deadline of every collective
+  // An all-reduce goes to MPI in pieces of at most this many bytes; 0: KILN_MPI_CHUNK_BYTES.
+  int64_t chunk_bytes = 0;
 };
 
 std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options);

@@ -7,20 +7,21 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <thread>
 
 #include "core/log.h"
 
-#define KILN_NCCL_CHECK(expr)                                                                 \
-  do {                                                                                        \
-    ncclResult_t kiln_r_ = (expr);                                                            \
-    if (kiln_r_ != ncclSuccess) [[unlikely]] {                                                \
-      ::kiln::throw_error(::fmt::format("NCCL error {}: {}", static_cast<int>(kiln_r_),       \
-                                        ncclGetErrorString(kiln_r_)),                         \
-                          #expr, __FILE__, __LINE__);                                         \
-    }                                                                                         \
+#define KILN_NCCL_CHECK(expr)                                                           \
+  do {                                                                                  \
+    ncclResult_t kiln_r_ = (expr);                                                      \
+    if (kiln_r_ != ncclSuccess) [[unlikely]] {                                          \
+      ::kiln::throw_error(::fmt::format("NCCL error {}: {}", static_cast<int>(kiln_r_), \
+                                        ncclGetErrorString(kiln_r_)),                   \
+                          #expr, __FILE__, __LINE__);                                   \
+    }                                                                                   \
   } while (0)
 
 namespace kiln {
@@ -31,21 +32,30 @@ using Clock = std::chrono::steady_clock;
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::f32: return ncclFloat32;
-    case DType::f64: return ncclFloat64;
-    case DType::bf16: return ncclBfloat16;
-    case DType::f16: return ncclFloat16;
-    case DType::i32: return ncclInt32;
-    case DType::u8: return ncclUint8;
+    case DType::f32:
+      return ncclFloat32;
+    case DType::f64:
+      return ncclFloat64;
+    case DType::bf16:
+      return ncclBfloat16;
+    case DType::f16:
+      return ncclFloat16;
+    case DType::i32:
+      return ncclInt32;
+    case DType::u8:
+      return ncclUint8;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return ncclSum;
-    case ReduceOp::max: return ncclMax;
-    case ReduceOp::min: return ncclMin;
+    case ReduceOp::sum:
+      return ncclSum;
+    case ReduceOp::max:
+      return ncclMax;
+    case ReduceOp::min:
+      return ncclMin;
   }
   return ncclSum;
 }
@@ -74,11 +84,13 @@ class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(Communicator& bootstrap, Device& device, double timeout_s)
       : boot_(bootstrap), device_(device), timeout_s_(timeout_s) {
-    KILN_CHECK(device.type() == DeviceType::cuda, "the NCCL backend needs a CUDA device, the "
-               "rank's device is {}", device.name());
+    KILN_CHECK(device.type() == DeviceType::cuda,
+               "the NCCL backend needs a CUDA device, the "
+               "rank's device is {}",
+               device.name());
     ncclUniqueId id{};
-    Tensor id_bytes = Tensor::zeros(Shape{static_cast<int64_t>(sizeof(id))}, DType::u8,
-                                    cpu_device());
+    Tensor id_bytes =
+        Tensor::zeros(Shape{static_cast<int64_t>(sizeof(id))}, DType::u8, cpu_device());
     if (boot_.rank() == 0) {
       KILN_NCCL_CHECK(ncclGetUniqueId(&id));
       std::memcpy(id_bytes.raw(), &id, sizeof(id));
@@ -88,8 +100,10 @@ class NcclCommunicator final : public Communicator {
     KILN_NCCL_CHECK(ncclCommInitRank(&comm_, boot_.world(), id, boot_.rank()));
     stream_ = device.new_stream();
     watchdog_ = std::thread([this] { watch(); });
-    KILN_LOG_INFO0("comm", "NCCL {}.{}.{} communicator over {} ranks (comm stream, deadline "
-                   "{} s)", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, boot_.world(), timeout_s_);
+    KILN_LOG_INFO0("comm",
+                   "NCCL {}.{}.{} communicator over {} ranks (comm stream, deadline "
+                   "{} s)",
+                   NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, boot_.world(), timeout_s_);
   }
 
   ~NcclCommunicator() override {
@@ -131,8 +145,8 @@ class NcclCommunicator final : public Communicator {
                "reduce_scatter: in has {} elements, expected world {} x out {}", in.numel(),
                world(), out.numel());
     return issue("reduce_scatter", tag, [&](cudaStream_t s) {
-      return ncclReduceScatter(in.raw(), out.raw(), out.numel(), nccl_type(in.dtype()),
-                               nccl_op(op), comm_, s);
+      return ncclReduceScatter(in.raw(), out.raw(), out.numel(), nccl_type(in.dtype()), nccl_op(op),
+                               comm_, s);
     });
   }
 
@@ -140,8 +154,8 @@ class NcclCommunicator final : public Communicator {
                                          const CollectiveTag& tag) override {
     if (in.is_cpu()) return boot_.all_gather_async(in, out, tag);
     KILN_CHECK(out.numel() == in.numel() * world() && in.dtype() == out.dtype(),
-               "all_gather: out has {} elements, expected world {} x in {}", out.numel(),
-               world(), in.numel());
+               "all_gather: out has {} elements, expected world {} x in {}", out.numel(), world(),
+               in.numel());
     return issue("all_gather", tag, [&](cudaStream_t s) {
       return ncclAllGather(in.raw(), out.raw(), in.numel(), nccl_type(in.dtype()), comm_, s);
     });
@@ -158,9 +172,13 @@ class NcclCommunicator final : public Communicator {
     return boot_.barrier_async(tag);
   }
 
+  // Host tensors' collectives are the bootstrap's.
+  void set_caller_waits(bool waits) override { boot_.set_caller_waits(waits); }
+
   [[noreturn]] void abort(int exit_code) noexcept override {
     if (comm_) ncclCommAbort(comm_);
     boot_.abort(exit_code);
+    std::_Exit(exit_code);  // not reached: for compilers that miss the override's [[noreturn]]
   }
 
  private:
@@ -211,9 +229,10 @@ class NcclCommunicator final : public Communicator {
       }
       const double waited = std::chrono::duration<double>(Clock::now() - f->issued).count();
       if (!done && waited > timeout_s_) {
-        KILN_LOG_ERROR("comm", "watchdog: {} has not finished after {:.1f} s (comm.timeout_s = "
-                       "{}); aborting the NCCL communicator and the job", f->what, waited,
-                       timeout_s_);
+        KILN_LOG_ERROR("comm",
+                       "watchdog: {} has not finished after {:.1f} s (comm.timeout_s = "
+                       "{}); aborting the NCCL communicator and the job",
+                       f->what, waited, timeout_s_);
         abort(3);
       }
       lock.lock();

@@ -50,6 +50,9 @@ const std::vector<Knob>& knobs() {
        "MPI backend: while no thread waits for a collective in flight (a gradient bucket "
        "during backward), the comm thread tests it this often (microseconds) and sleeps in "
        "between, leaving the CPU to computation"},
+      {"KILN_MPI_CHUNK_BYTES", "8388608",
+       "MPI backend: an all-reduce is handed to MPI in pieces of at most this many bytes "
+       "(Open MPI slows down sharply on single calls of 32 MiB and more)"},
   };
   return table;
 }

@@ -1,8 +1,10 @@
-// Benchmark of the Communicator's all-reduce (MPI backend: a comm thread running MPI_Allreduce)
-// against raw MPI_Allreduce called directly, on the same buffer, in the same process, in
-// interleaved rounds so that all sides see the same machine. A third side is the background
-// form that gradient buckets use (MPI_Iallreduce, polled). Run by scripts/bench/allreduce under
-// mpirun; prints one table row per size and a `summary:` line that the script collects.
+// Benchmark of the Communicator's all-reduce (MPI backend) against raw MPI_Allreduce called
+// directly, on the same buffer, in the same process, in interleaved rounds so that all sides see
+// the same machine. Kiln's blocking all-reduce runs on the calling thread when its comm thread
+// is idle and goes to MPI in pieces of KILN_MPI_CHUNK_BYTES (8 MiB). A third side is the
+// background form that gradient buckets use (MPI_Iallreduce on the comm thread, polled). Run by
+// scripts/bench/allreduce under mpirun; prints one table row per size and a `summary:` line that
+// the script collects.
 #include <mpi.h>
 
 #include <algorithm>

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "comm/mpi_communicator.h"
 #include "mpi_test.h"
 
 namespace kiln::test {
@@ -229,6 +230,52 @@ TEST(Communicator, AsyncCollectivesRunInIssueOrder) {
       a, [&](int64_t i) { return n * n * (n + 1) / 2 * (1.0 + i % 5); }, m, "twice");
   expect_values(
       b, [](int64_t) { return 5.0; }, m, "broadcast");
+  EXPECT_AGREED_NO_MISMATCH(m);
+}
+
+TEST(Communicator, BlockingCollectiveQueuesBehindOnesInFlight) {
+  // A blocking collective may run on the calling thread, but only once nothing issued before it
+  // is queued or running. Order test: max then sum gives n * n; sum then max gives n(n+1)/2.
+  const int n = job().world(), r = job().rank();
+  Mismatches m;
+  for (const CollectiveTag& first : kTags) {
+    Tensor t = make(100003, DType::f32, [&](int64_t) { return r + 1.0; });
+    // Rank 0 comes late, so that on the other ranks the first collective is still running on
+    // the comm thread when the blocking one is issued.
+    if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::unique_ptr<Work> pending = job().all_reduce_async(t, ReduceOp::max, first);
+    if (r != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    job().all_reduce(t, ReduceOp::sum);  // issued second: must see the max's result
+    if (!pending->test()) m.add("the earlier all-reduce has not finished after a later one");
+    pending->wait();
+    expect_values(
+        t, [&](int64_t) { return 1.0 * n * n; }, m, first.background ? "background" : "queued");
+  }
+  EXPECT_AGREED_NO_MISMATCH(m);
+}
+
+TEST(Communicator, AllReduceInPiecesMatchesOneCall) {
+  // A communicator of its own with a chunk of 1000 bytes, so that every dtype's tensor crosses
+  // piece boundaries at odd places (500 f16, 250 f32, 125 f64 elements per MPI call).
+  const int n = job().world(), r = job().rank();
+  MpiOptions options;
+  options.timeout_s = 120;
+  options.chunk_bytes = 1000;
+  std::unique_ptr<Communicator> pieces = make_mpi_communicator(options);
+  Mismatches m;
+  for (const CollectiveTag& tag : kTags)
+    for (DType dt : kDTypes)
+      for (int64_t size : {int64_t{0}, int64_t{1}, int64_t{999}, int64_t{1000}, int64_t{4099}}) {
+        Tensor s = make(size, dt, [&](int64_t i) { return sum_value(r, i); });
+        pieces->all_reduce(s, ReduceOp::sum, tag);
+        expect_values(
+            s, [&](int64_t i) { return n * (n + 1) / 2 * (1.0 + i % 5); }, m, "sum");
+        Tensor lo = make(size, dt, [&](int64_t i) { return rot_value(r, i, n); });
+        std::unique_ptr<Work> w = pieces->all_reduce_async(lo, ReduceOp::min, tag);
+        w->wait();
+        expect_values(
+            lo, [&](int64_t i) { return 0.0 + i % 3; }, m, "min");
+      }
   EXPECT_AGREED_NO_MISMATCH(m);
 }
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -123,7 +124,10 @@ class CountingComm final : public Communicator {
     ++counts[tag.what];
     return self_->barrier_async(tag);
   }
-  [[noreturn]] void abort(int code) noexcept override { self_->abort(code); }
+  [[noreturn]] void abort(int code) noexcept override {
+    self_->abort(code);
+    std::_Exit(code);  // not reached
+  }
 
  private:
   std::unique_ptr<Communicator> self_ = make_self_communicator();
