@@ -11,14 +11,16 @@
 #   2. stall: time the training loop was blocked by an asynchronous save, as a share of a step
 #      (Kiln's own accounting), and the slowdown: extra wall time per save against the same run
 #      without checkpoints, which also counts the writer thread competing with the training
-#      threads for the CPU cores.
+#      threads for the CPU cores; next to it, the slowdown that `dd oflag=direct` writing the
+#      same bytes at the same steps causes the same run (the disk write's own cost: on a VM the
+#      block device's I/O path takes guest CPU, whoever writes).
 # Usage: scripts/bench/checkpoint.sh [STEPS]
 #   env: KILN, BENCH_DIR (default runs/bench_checkpoint), RANKS (1 or more; default 1)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 KILN="${KILN:-$root/build/launcher/kiln}"
 dir="${BENCH_DIR:-$root/runs/bench_checkpoint}"
-steps="${1:-30}"
+steps="${1:-60}"
 ranks="${RANKS:-1}"
 launch=()
 if (( ranks > 1 )); then
@@ -54,6 +56,38 @@ bytes=$(python3 -c "
 import json, sys
 m = json.load(open('$dir/ckpt/' + sorted(__import__('os').listdir('$dir/ckpt'))[-1] + '/MANIFEST.json'))
 print(sum(f['size'] for f in m['files']))")
+echo "== run without checkpoints, with dd writing the same bytes (oflag=direct) at the same steps"
+# The floor of the slowdown: what the disk write alone costs the training threads. On a VM the
+# block device's I/O path takes guest CPU too, whoever writes.
+"${launch[@]}" "$KILN" "${common[@]}" --set metrics.path="$dir/dd.jsonl" > "$dir/dd.log" 2>&1 &
+train_pid=$!
+python3 - "$dir/dd.jsonl" "$dir/dd.bin" "$bytes" "$every" "$steps" "$train_pid" <<'PY'
+import json, os, subprocess, sys, time
+metrics, out, nbytes, every, steps, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+done, offset, partial = set(), 0, ""
+while True:  # polls cheaply (new bytes only, every 5 ms) so the watcher costs training little
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            f.seek(offset)
+            chunk = f.read()
+            offset = f.tell()
+        *lines, partial = (partial + chunk).split("\n")
+        for line in lines:
+            step = json.loads(line).get("step", 0) if "step_ms" in line else 0
+            if step % every == 0 and 0 < step < steps and step not in done:
+                done.add(step)
+                subprocess.run(["dd", "if=/dev/zero", f"of={out}", "bs=8M",
+                                f"count={(nbytes + 8388607) // 8388608}", "oflag=direct",
+                                "conv=fsync", "status=none"], check=True)
+                os.remove(out)
+    time.sleep(0.005)
+print(f"  dd wrote {len(done)} x {nbytes // 1000000} MB at steps {sorted(done)}")
+PY
+wait "$train_pid"
 echo "== dd peer: 3 x $((bytes / 1000000)) MB with conv=fsync into $dir"
 dd_runs=() direct_runs=()
 for i in 1 2 3; do
@@ -84,6 +118,8 @@ saves, blocked = int(waited.group(1)), float(waited.group(2))
 # Saves inside the measured window (the last one's wait at the end of the run is not a stall).
 in_window = len([s for s in warm if s % every == 0 and s < steps])
 extra = sum(ckpt[s] - plain[s] for s in warm) / max(1, in_window)
+with_dd = step_ms(f"{d}/dd.jsonl")
+dd_extra = sum(with_dd[s] - plain[s] for s in warm if s in with_dd) / max(1, in_window)
 kiln, during = rates[-1], statistics.median(rates[:-1] or rates)
 peer = statistics.median(dd)
 stall = blocked / saves
@@ -95,5 +131,6 @@ print(f"result: ranks={ranks} model_mb=96.8 ckpt_mb={nbytes / 1e6:.0f} kiln_save
       f"save_ratio_vs_direct={kiln / direct:.2f} save_mbps_while_training={during:.0f} "
       f"stall_ms_per_save={stall:.1f} "
       f"step_ms={step:.0f} stall_pct={100 * stall / step:.2f} "
-      f"slowdown_ms_per_save={extra:.0f} slowdown_pct={100 * extra / step:.1f}")
+      f"slowdown_ms_per_save={extra:.0f} slowdown_pct={100 * extra / step:.1f} "
+      f"dd_alongside_slowdown_ms={dd_extra:.0f} slowdown_ratio_to_dd={extra / max(dd_extra, 1e-9):.2f}")
 PY
