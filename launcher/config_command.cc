@@ -19,9 +19,12 @@ struct ConfigFlags {
 
 std::string default_text(const ConfigField& f) {
   switch (f.kind) {
-    case ConfigField::Kind::kInt: return std::to_string(*static_cast<int64_t*>(f.ptr));
-    case ConfigField::Kind::kDouble: return fmt::format("{}", *static_cast<double*>(f.ptr));
-    case ConfigField::Kind::kBool: return *static_cast<bool*>(f.ptr) ? "true" : "false";
+    case ConfigField::Kind::kInt:
+      return std::to_string(*static_cast<int64_t*>(f.ptr));
+    case ConfigField::Kind::kDouble:
+      return fmt::format("{}", *static_cast<double*>(f.ptr));
+    case ConfigField::Kind::kBool:
+      return *static_cast<bool*>(f.ptr) ? "true" : "false";
     case ConfigField::Kind::kString: {
       const std::string& s = *static_cast<std::string*>(f.ptr);
       return s.empty() ? "\"\"" : s;
@@ -70,7 +73,8 @@ CommandRunner add_config_command(CLI::App& app) {
   CLI::App* show = cmd->add_subcommand("show", "Print the resolved configuration as a table");
   show->add_option("-c,--config", flags->config, "YAML config (default: the embedded one)")
       ->check(CLI::ExistingFile);
-  show->add_option("--set", flags->set, "override a key, e.g. --set train.steps=100");
+  show->add_option("--set", flags->set, "override a key, e.g. --set train.steps=100")
+      ->allow_extra_args(false);  // one key=value per --set: a following -- ends the flags
   CLI::App* keys = cmd->add_subcommand("keys", "List every key with its default and meaning");
   keys->add_flag("--markdown", flags->markdown, "as a Markdown table (the README's reference)");
   return [flags, show] {

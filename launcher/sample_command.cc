@@ -99,13 +99,15 @@ int run_sample(const SampleFlags& f) {
 CommandRunner add_sample_command(CLI::App& app) {
   auto flags = std::make_shared<SampleFlags>();
   CLI::App* cmd = app.add_subcommand("sample", "Generate text from a trained language model");
-  cmd->add_option("--checkpoint", flags->checkpoint,
-                  "a checkpoint (step-N folder), or a checkpoint.dir: its newest checkpoint that verifies")
+  cmd->add_option(
+         "--checkpoint", flags->checkpoint,
+         "a checkpoint (step-N folder), or a checkpoint.dir: its newest checkpoint that verifies")
       ->required()
       ->check(CLI::ExistingDirectory);
   cmd->add_option("-c,--config", flags->config, "the run's YAML config, when the folder holds none")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--set", flags->set, "override a config key (repeatable)");
+  cmd->add_option("--set", flags->set, "override a config key (repeatable)")
+      ->allow_extra_args(false);  // one key=value per --set: a following -- ends the flags
   cmd->add_option("-p,--prompt", flags->prompt, "text to continue (default: a newline)");
   cmd->add_option("-n,--tokens", flags->tokens, "tokens (bytes) to generate")
       ->capture_default_str()

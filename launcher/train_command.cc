@@ -76,7 +76,8 @@ CommandRunner add_train_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", flags->set,
                   "override a config key, e.g. --set train.steps=100 (repeatable; wins over "
-                  "KILN_SET and the YAML)");
+                  "KILN_SET and the YAML)")
+      ->allow_extra_args(false);  // one key=value per --set: a following -- ends the flags
   cmd->add_option("--resume", flags->resume,
                   "auto (the newest checkpoint under checkpoint.dir that verifies), none, or the "
                   "path of a checkpoint or of a directory of them")

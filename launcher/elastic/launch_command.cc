@@ -129,14 +129,11 @@ int run_launch(const LaunchFlags& f) {
   Config cfg = load_config(f.config, f.set);
   SupervisorOptions o;
   o.job = default_job(f, cfg);
-  const std::string run_dir =
-      absolute(!f.run_dir.empty()             ? f.run_dir
-               : !cfg.checkpoint.dir.empty() ? fs::path(absolute(cfg.checkpoint.dir))
-                                                   .parent_path()
-                                                   .string()
-                                             : "runs/" + o.job);
-  o.checkpoint_root =
-      absolute(cfg.checkpoint.dir.empty() ? run_dir + "/ckpt" : cfg.checkpoint.dir);
+  const std::string run_dir = absolute(
+      !f.run_dir.empty()            ? f.run_dir
+      : !cfg.checkpoint.dir.empty() ? fs::path(absolute(cfg.checkpoint.dir)).parent_path().string()
+                                    : "runs/" + o.job);
+  o.checkpoint_root = absolute(cfg.checkpoint.dir.empty() ? run_dir + "/ckpt" : cfg.checkpoint.dir);
 
   const bool listed = !f.hostfile.empty() || !f.discover.empty();
   o.min_np = f.min_np > 0 ? f.min_np : f.np > 0 ? f.np : 1;
@@ -170,16 +167,17 @@ int run_launch(const LaunchFlags& f) {
 
   // Checks that need no host to answer, then the hosts.
   hosts.load(t0);
-  check_world_range(hosts.listed(), o.min_np, o.max_np, o.batch,
-                    cfg.where("train.global_batch"));
+  check_world_range(hosts.listed(), o.min_np, o.max_np, o.batch, cfg.where("train.global_batch"));
   KILN_CHECK(executable_on_path(f.mpirun),
              "'{}' is not found or not executable: kiln launch runs the ranks with Open MPI's "
              "mpirun (Debian package openmpi-bin; scripts/setup.sh installs it), or give its "
-             "path with --mpirun", f.mpirun);
+             "path with --mpirun",
+             f.mpirun);
   hosts.probe_all(t0);
 
   if (cfg.checkpoint.every_steps == 0 && cfg.checkpoint.every_minutes == 0) {
-    KILN_LOG_WARN("launch", "checkpoint.every_steps and checkpoint.every_minutes are 0: a failed "
+    KILN_LOG_WARN("launch",
+                  "checkpoint.every_steps and checkpoint.every_minutes are 0: a failed "
                   "generation restarts from the beginning; set one of them to keep progress");
   }
 
@@ -229,17 +227,20 @@ int run_launch(const LaunchFlags& f) {
   }
 
   if (local) {
-    KILN_LOG_INFO("launch", "coordinator at {} (state and log in {}/coordinator, metrics at "
+    KILN_LOG_INFO("launch",
+                  "coordinator at {} (state and log in {}/coordinator, metrics at "
                   "http://{}:{}/metrics). Watch the job with:\n  {} status --coordinator {} "
-                  "--token-file {} --job {}", local->address(), run_dir,
+                  "--token-file {} --job {}",
+                  local->address(), run_dir,
                   local->address().substr(0, local->address().rfind(':')), local->http_port(),
                   o.command.kiln, local->address(), local->token_file(), o.job);
   } else {
     KILN_LOG_INFO("launch", "coordinator at {}; job '{}'", client.address, o.job);
   }
-  KILN_LOG_INFO("launch", "job '{}': {} steps, global batch {} (micro-batch {}), world {}..{} on "
-                "{}, checkpoints in {}, up to {} restart(s) after failures", o.job, o.total_steps,
-                o.batch.global_batch, o.batch.micro_batch, o.min_np,
+  KILN_LOG_INFO("launch",
+                "job '{}': {} steps, global batch {} (micro-batch {}), world {}..{} on "
+                "{}, checkpoints in {}, up to {} restart(s) after failures",
+                o.job, o.total_steps, o.batch.global_batch, o.batch.micro_batch, o.min_np,
                 o.max_np == INT_MAX ? std::string("slots") : std::to_string(o.max_np),
                 describe_hosts(hosts.listed()), o.checkpoint_root, o.max_restarts);
 
@@ -258,7 +259,8 @@ CommandRunner add_launch_command(CLI::App& app) {
   cmd->add_option("-c,--config", f->config,
                   "YAML config (default: the embedded configs/cnn_fashion.yaml)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--set", f->set, "override a config key for every rank (repeatable)");
+  cmd->add_option("--set", f->set, "override a config key for every rank (repeatable)")
+      ->allow_extra_args(false);  // one key=value per --set: a following -- ends the flags
   cmd->add_option("--np", f->np, "ranks (a fixed world size; default 1 without hosts)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--min-np", f->min_np, "smallest world the job may shrink to")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 8 acceptance: what kiln launch refuses before anything starts - a malformed hostfile, an
-# unreachable host, --min-np above the slots, a global batch that no allowed world size splits.
+# unreachable host, --min-np above the slots, a global batch that no allowed world size splits
+# (also with mpirun arguments after --).
 # Each is a clear error (exit 1, naming the file, host or key and what to change) within
 # seconds, and no coordinator, run folder or rank is created.
 source "$(dirname "$0")/elastic_common.bash"
@@ -37,4 +38,7 @@ printf 'localhost slots=8\n' > "$work/big-hosts"
 refuse batch "train.global_batch (--set train.global_batch=48) = 48 with train.micro_batch = 8 splits exactly over no world size in [4, 5]" \
   --hostfile "$work/big-hosts" --min-np 4 --max-np 5 --set train.global_batch=48
 grep -q "world sizes that work: 1, 2, 3, 6" "$work/batch.log" || fail "batch: valid sizes not listed"
-echo "PASS: four bad set-ups refused before anything started"
+# mpirun's arguments right after a --set: the -- ends kiln's flags, not just that --set's values.
+refuse batch_then_mpirun_args "train.global_batch (--set train.global_batch=48) = 48" \
+  --hostfile "$work/big-hosts" --min-np 4 --max-np 5 --set train.global_batch=48 -- --mca btl self
+echo "PASS: five bad set-ups refused before anything started"
