@@ -9,8 +9,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${KILN_BUILD_DIR:-$root/build}"
 bash "$root/scripts/build.sh"
 cd "$root"
-# One rank on a small machine should use every core: no binding to one (Open MPI's default).
-export OMPI_MCA_hwloc_base_binding_policy="${OMPI_MCA_hwloc_base_binding_policy:-none}"
 run="$root/runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 exec "$build/launcher/kiln" launch --run-dir "$run" --set checkpoint.dir="$run/ckpt" \
   --set checkpoint.every_steps=500 --set metrics.path="$run/metrics.jsonl" "$@"

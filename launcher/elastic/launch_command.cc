@@ -126,7 +126,12 @@ int run_launch(const LaunchFlags& f) {
   const double t0 =
       std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 
-  Config cfg = load_config(f.config, f.set);
+  // Under kiln launch checkpoint.dir defaults to <run folder>/ckpt, so a config may ask for
+  // saves without naming it. The job and folders come first (from the config read with saving
+  // off), then the config is read again, in full, with that default.
+  std::vector<std::string> sets = f.set;
+  sets.insert(sets.end(), {"checkpoint.every_steps=0", "checkpoint.every_minutes=0"});
+  Config cfg = load_config(f.config, sets);
   SupervisorOptions o;
   o.job = default_job(f, cfg);
   const std::string run_dir = absolute(
@@ -134,6 +139,9 @@ int run_launch(const LaunchFlags& f) {
       : !cfg.checkpoint.dir.empty() ? fs::path(absolute(cfg.checkpoint.dir)).parent_path().string()
                                     : "runs/" + o.job);
   o.checkpoint_root = absolute(cfg.checkpoint.dir.empty() ? run_dir + "/ckpt" : cfg.checkpoint.dir);
+  sets = f.set;
+  if (cfg.checkpoint.dir.empty()) sets.push_back("checkpoint.dir=" + o.checkpoint_root);
+  cfg = load_config(f.config, sets);
 
   const bool listed = !f.hostfile.empty() || !f.discover.empty();
   o.min_np = f.min_np > 0 ? f.min_np : f.np > 0 ? f.np : 1;

@@ -38,13 +38,20 @@ std::vector<std::string> mpirun_env(const std::vector<std::string>& base, bool d
                                     bool as_root, std::vector<std::string>* forwarded) {
   std::vector<std::string> env;
   forwarded->clear();
+  bool binding_set = false;
   for (const std::string& kv : base) {
     const std::string name = kv.substr(0, kv.find('='));
+    if (name == "OMPI_MCA_hwloc_base_binding_policy") binding_set = true;
     if (!debug_hooks && is_one_shot_hook(name)) continue;
     if (as_root && name.rfind("OMPI_ALLOW_RUN_AS_ROOT", 0) == 0) continue;  // set below
     if (name.rfind("KILN_", 0) == 0) forwarded->push_back(name);
     env.push_back(kv);
   }
+  // Open MPI binds each rank to one core when there are at most two ranks; a rank sizes its
+  // thread pool to the node's cores divided by the ranks on it, so it would crowd them onto
+  // one. Unbound by default; `--bind-to ...` after -- (command line beats environment) or the
+  // variable set by the user still decide.
+  if (!binding_set) env.push_back("OMPI_MCA_hwloc_base_binding_policy=none");
   if (as_root) {
     env.push_back("OMPI_ALLOW_RUN_AS_ROOT=1");
     env.push_back("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1");

@@ -33,7 +33,8 @@ std::vector<std::string> mpirun_argv(const RankCommand& c, const Placement& p, i
 bool is_one_shot_hook(const std::string& name);
 
 // mpirun's environment from `base` (K=V entries): without the one-shot debug hooks unless
-// `debug_hooks`, plus the Open MPI permission to run as root when `as_root`. `forwarded` receives
+// `debug_hooks`, ranks left unbound to cores unless `base` sets Open MPI's binding policy, plus
+// the Open MPI permission to run as root when `as_root`. `forwarded` receives
 // the KILN_* names to pass with -x (remote ranks do not inherit them).
 std::vector<std::string> mpirun_env(const std::vector<std::string>& base, bool debug_hooks,
                                     bool as_root, std::vector<std::string>* forwarded);

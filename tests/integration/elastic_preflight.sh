@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 8 acceptance: what kiln launch refuses before anything starts - a malformed hostfile, an
 # unreachable host, --min-np above the slots, a global batch that no allowed world size splits
-# (also with mpirun arguments after --).
+# (also with mpirun arguments after --). And one that kiln launch completes where kiln train
+# would refuse: saves asked for without checkpoint.dir.
 # Each is a clear error (exit 1, naming the file, host or key and what to change) within
 # seconds, and no coordinator, run folder or rank is created.
 source "$(dirname "$0")/elastic_common.bash"
@@ -41,4 +42,16 @@ grep -q "world sizes that work: 1, 2, 3, 6" "$work/batch.log" || fail "batch: va
 # mpirun's arguments right after a --set: the -- ends kiln's flags, not just that --set's values.
 refuse batch_then_mpirun_args "train.global_batch (--set train.global_batch=48) = 48" \
   --hostfile "$work/big-hosts" --min-np 4 --max-np 5 --set train.global_batch=48 -- --mca btl self
-echo "PASS: five bad set-ups refused before anything started"
+echo "five bad set-ups refused before anything started"
+
+# Not a bad set-up: saves asked for without checkpoint.dir, which kiln launch defaults to
+# <run folder>/ckpt (a plain kiln train refuses it).
+write_mlp "$work/nodir.yaml" 4 "$work/unused/ckpt" 2
+sed -i '/^  dir: /d' "$work/nodir.yaml"
+grep -q "every_steps: 2" "$work/nodir.yaml" && ! grep -q "^  dir:" "$work/nodir.yaml" \
+  || fail "nodir.yaml still names a checkpoint folder"
+timeout 120 "$KILN" launch --config "$work/nodir.yaml" --run-dir "$work/nodir" --np 1 \
+  > "$work/nodir.log" 2>&1 || { cat "$work/nodir.log"; fail "kiln launch without checkpoint.dir failed"; }
+[ -f "$work/nodir/ckpt/step-00000004/MANIFEST.json" ] \
+  || fail "no checkpoint of step 4 under the run folder: $(ls -R "$work/nodir" | head -20)"
+echo "PASS: five bad set-ups refused; saves without checkpoint.dir went to <run folder>/ckpt"

@@ -61,6 +61,16 @@ TEST(MpirunCommand, DebugHooksReachTheFirstGenerationOnly) {
   EXPECT_TRUE(has(env, "HOME=/root"));
 }
 
+TEST(MpirunCommand, RanksAreUnboundUnlessTheUserBindsThem) {
+  std::vector<std::string> forwarded;
+  std::vector<std::string> env = mpirun_env({"PATH=/bin"}, false, false, &forwarded);
+  EXPECT_TRUE(has(env, "OMPI_MCA_hwloc_base_binding_policy=none"));
+  env = mpirun_env({"PATH=/bin", "OMPI_MCA_hwloc_base_binding_policy=core"}, false, false,
+                   &forwarded);
+  EXPECT_TRUE(has(env, "OMPI_MCA_hwloc_base_binding_policy=core"));
+  EXPECT_FALSE(has(env, "OMPI_MCA_hwloc_base_binding_policy=none"));
+}
+
 TEST(MpirunCommand, ReadsWhichRankDiedOfWhichSignal) {
   // Open MPI 4.1's words.
   auto d = parse_rank_death(
