@@ -59,10 +59,11 @@ int64_t accumulation_steps(const Config& cfg, int world) {
   for (int64_t w = 1; w <= gb / mb; ++w) {
     if (gb % (mb * w) == 0) valid += (valid.empty() ? "" : ", ") + std::to_string(w);
   }
-  KILN_FAIL("{} = {} cannot be split into micro-batches of {} over {} ranks (it must be a "
-            "multiple of micro_batch x ranks = {}). World sizes that work with these batches: "
-            "{}; or change train.micro_batch",
-            cfg.where("train.global_batch"), gb, mb, world, per_world, valid);
+  KILN_FAIL(
+      "{} = {} cannot be split into micro-batches of {} over {} ranks (it must be a "
+      "multiple of micro_batch x ranks = {}). World sizes that work with these batches: "
+      "{}; or change train.micro_batch",
+      cfg.where("train.global_batch"), gb, mb, world, per_world, valid);
 }
 
 Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm) {
@@ -74,8 +75,8 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
              cfg_.train.precision);
 
   data_ = open_datasets(cfg_);
-  sampler_ = std::make_unique<GlobalSampler>(data_.train->size(),
-                                             static_cast<uint64_t>(cfg_.data.seed));
+  sampler_ =
+      std::make_unique<GlobalSampler>(data_.train->size(), static_cast<uint64_t>(cfg_.data.seed));
   ModelSpec spec{data_.train->sample_shape(), data_.train->num_classes()};
   model_ = create_model(cfg_, spec);
   model_->build(*device_, DType::f32, static_cast<uint64_t>(cfg_.train.seed));
@@ -104,8 +105,8 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
   const int64_t mb = cfg_.train.micro_batch;
   indices_.resize(static_cast<size_t>(std::max(mb, cfg_.train.eval_batch)));
   control_ = Tensor::zeros(Shape{kControlSlots + 2 * comm_.world()}, DType::f64, cpu_device());
-  checkpointer_ = std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_,
-                                                 data_.train->size());
+  checkpointer_ =
+      std::make_unique<Checkpointer>(cfg_, comm_, *model_, *optimizer_, data_.train->size());
   trace_ = std::make_unique<TraceSession>(cfg_, comm_);
   if (comm_.rank() == 0 && device_->type() == DeviceType::cuda) {
     gpu_ = GpuMonitor::open(device_->index());
@@ -123,16 +124,19 @@ Trainer::Trainer(const Config& cfg, Communicator& comm) : cfg_(cfg), comm_(comm)
                  model_->params().count(), model_->params().count() * 4.0 / 1e6,
                  model_->fingerprint());
   KILN_LOG_INFO0("train", "data: {} | eval: {}", data_.train->describe(), data_.eval->describe());
-  KILN_LOG_INFO0("train", "world {} x micro-batch {} x accumulation {} = global batch {}; "
-                 "device {}; optimizer {}", comm_.world(), mb, accum_, cfg_.train.global_batch,
-                 device_->name(), optimizer_->name());
+  KILN_LOG_INFO0("train",
+                 "world {} x micro-batch {} x accumulation {} = global batch {}; "
+                 "device {}; optimizer {}",
+                 comm_.world(), mb, accum_, cfg_.train.global_batch, device_->name(),
+                 optimizer_->name());
   if (comm_.world() > 1) {
     const auto& plan = grad_sync_->buckets();
     std::string sizes;
     for (size_t i = 0; i < plan.size() && i < 8; ++i) {
       sizes += fmt::format("{}{:.2f}", i ? ", " : "", plan[i].numel() * 4.0 / (1 << 20));
     }
-    KILN_LOG_INFO0("train", "gradient sync over {} ({}): {} buckets in backward order of [{}{}] "
+    KILN_LOG_INFO0("train",
+                   "gradient sync over {} ({}): {} buckets in backward order of [{}{}] "
                    "MiB, overlap {}, reduced in {}, collective deadline {} s",
                    device_comm_ ? device_comm_->backend() : comm_.backend(), comm_.world(),
                    plan.size(), sizes, plan.size() > 8 ? ", ..." : "",
@@ -265,14 +269,16 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
   times.comm += comm_wait;
   // Every rank, at debug level (KILN_LOG_LEVEL=info,train=debug): shows which rank waits for
   // which, i.e. load imbalance apart from communication.
-  KILN_LOG_DEBUG("train", "step {}: gradient wait {:.2f} ms ({} of {} buckets issued during "
-                 "backward), control {:.2f} ms", step + 1, grad_wait * 1e3,
-                 grad_sync_->launched_in_backward(), grad_sync_->buckets().size(),
-                 (comm_wait - grad_wait) * 1e3);
+  KILN_LOG_DEBUG("train",
+                 "step {}: gradient wait {:.2f} ms ({} of {} buckets issued during "
+                 "backward), control {:.2f} ms",
+                 step + 1, grad_wait * 1e3, grad_sync_->launched_in_backward(),
+                 grad_sync_->buckets().size(), (comm_wait - grad_wait) * 1e3);
   KILN_CHECK(comm_.world() * c[kPlanSq] == c[kPlan] * c[kPlan],
              "step {}: the ranks hold different gradient bucket plans (this rank's is {}); "
              "their gradients no longer line up. Restart every rank with the same comm.* "
-             "settings", step + 1, grad_sync_->plan_hash());
+             "settings",
+             step + 1, grad_sync_->plan_hash());
 
   auto t3 = Clock::now();
   trace::Span optim_span("optimizer", "optim");
@@ -291,8 +297,10 @@ Trainer::StepOutcome Trainer::train_step(int64_t step, StepTimes& times) {
     loss_scale_ = std::max(1.0, loss_scale_ / 2);
     good_scaled_steps_ = 0;
     ++scale_skips_;
-    KILN_LOG_WARN("train", "step {}: fp16 gradients overflowed; update skipped, loss scale now "
-                  "{} ({} such steps so far)", step + 1, loss_scale_, scale_skips_);
+    KILN_LOG_WARN("train",
+                  "step {}: fp16 gradients overflowed; update skipped, loss scale now "
+                  "{} ({} such steps so far)",
+                  step + 1, loss_scale_, scale_skips_);
   } else if (c[kNonFinite] > 0 || !std::isfinite(r.grad_norm)) {
     r.skipped = true;
   } else {
@@ -342,13 +350,16 @@ TrainSummary Trainer::run() {
       KILN_CHECK(t.on_nonfinite == "skip",
                  "non-finite loss or gradient at step {} (loss {}, gradient norm {}): the run "
                  "stops. Lower optim.lr, set optim.clip_norm, or set train.on_nonfinite: skip "
-                 "to skip such steps", step + 1, r.sums.loss, r.grad_norm);
-      KILN_LOG_WARN("train", "step {}: non-finite loss or gradient (loss {}, gradient norm {}); "
-                    "step skipped ({} skipped so far)", step + 1, r.sums.loss, r.grad_norm,
-                    total_skips_);
+                 "to skip such steps",
+                 step + 1, r.sums.loss, r.grad_norm);
+      KILN_LOG_WARN("train",
+                    "step {}: non-finite loss or gradient (loss {}, gradient norm {}); "
+                    "step skipped ({} skipped so far)",
+                    step + 1, r.sums.loss, r.grad_norm, total_skips_);
       KILN_CHECK(t.max_skips == 0 || consecutive_skips_ <= t.max_skips,
                  "{} steps in a row had a non-finite loss (train.max_skips = {}); stopping at "
-                 "step {}", consecutive_skips_, t.max_skips, step + 1);
+                 "step {}",
+                 consecutive_skips_, t.max_skips, step + 1);
     } else {
       consecutive_skips_ = 0;
       ++summary.steps;
@@ -365,28 +376,30 @@ TrainSummary Trainer::run() {
                           1000.0 * seconds_since(step_start)});
     }
     if (rank0 && window.count > 0) {
-      progress.live(fmt::format("step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
-                                "eta {}", done, t.steps, window.loss / window.count,
-                                100.0 * window.correct / window.count, rate,
-                                format_duration((t.steps - done) * t.global_batch / rate)));
+      progress.live(fmt::format(
+          "step {}/{} | loss {:.4f} | acc {:.1f}% | {:.0f} samples/s | "
+          "eta {}",
+          done, t.steps, window.loss / window.count, 100.0 * window.correct / window.count, rate,
+          format_duration((t.steps - done) * t.global_batch / rate)));
     }
     if (logging_step(done)) {
       const double wsec = seconds_since(window_start);
-      const double wrate = static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
+      const double wrate =
+          static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
       const double loss = window.count ? window.loss / window.count : std::nan("");
       const double acc = window.count ? window.correct / window.count : std::nan("");
       const double lr = learning_rate(cfg_.optim, step, t.steps);
       const double per = 1000.0 / std::max<int64_t>(1, window_steps);
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO("train", "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
-                      "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
-                      "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}", done,
-                      t.steps, loss, 100 * acc, lr, wrate, wsec * per,
-                      window_times.compute * per, window_times.comm * per,
-                      window_times.grad_wait * per, window_times.optim * per,
-                      window_times.data * per,
-                      format_duration((t.steps - done) * t.global_batch / rate));
+        KILN_LOG_INFO(
+            "train",
+            "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
+            "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
+            "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}",
+            done, t.steps, loss, 100 * acc, lr, wrate, wsec * per, window_times.compute * per,
+            window_times.comm * per, window_times.grad_wait * per, window_times.optim * per,
+            window_times.data * per, format_duration((t.steps - done) * t.global_batch / rate));
         nlohmann::json record = {{"step", done},
                                  {"epoch", static_cast<double>(cursor_) / data_.train->size()},
                                  {"loss", loss},
@@ -465,12 +478,14 @@ TrainSummary Trainer::run() {
   }
   if (reporter_) reporter_->on_phase(WorkerPhase::kFinished);
   summary.seconds = seconds_since(start);
-  summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) *
-                                              t.global_batch) / std::max(summary.seconds, 1e-9);
+  summary.samples_per_s = static_cast<double>((summary.steps + summary.skipped) * t.global_batch) /
+                          std::max(summary.seconds, 1e-9);
   if (rank0 && summary.stopped_early) {
     progress.clear();
-    KILN_LOG_INFO("train", "stopped after step {} of {} in {} (no final evaluation); resume with "
-                  "--resume auto", done, t.steps, format_duration(summary.seconds));
+    KILN_LOG_INFO("train",
+                  "stopped after step {} of {} in {} (no final evaluation); resume with "
+                  "--resume auto",
+                  done, t.steps, format_duration(summary.seconds));
   } else if (rank0) {
     progress.clear();
     const int64_t steps_run = summary.steps + summary.skipped;
@@ -479,15 +494,16 @@ TrainSummary Trainer::run() {
                      {"eval_accuracy", summary.eval.accuracy},
                      {"final", true}});
     const double per = 1000.0 / std::max<int64_t>(1, steps_run);
-    KILN_LOG_INFO("train", "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
+    KILN_LOG_INFO("train",
+                  "done: {} steps in {} ({:.0f} samples/s, {:.1f} ms/step: compute "
                   "{:.1f}, comm wait {:.1f} of which gradients {:.1f}, optim {:.1f}, data {:.1f}) "
                   "| final train loss {:.4f} | test loss {:.4f} | test accuracy {:.2f}% | "
                   "skipped steps {}",
                   steps_run, format_duration(summary.seconds), summary.samples_per_s,
                   summary.seconds * per, total_times.compute * per, total_times.comm * per,
                   total_times.grad_wait * per, total_times.optim * per, total_times.data * per,
-                  summary.last_loss,
-                  summary.eval.loss, 100 * summary.eval.accuracy, summary.skipped);
+                  summary.last_loss, summary.eval.loss, 100 * summary.eval.accuracy,
+                  summary.skipped);
   }
   return summary;
 }

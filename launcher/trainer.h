@@ -31,8 +31,8 @@ struct EvalResult {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;          // optimizer steps taken (skipped ones excluded)
-  int64_t skipped = 0;        // steps skipped for a non-finite loss
+  int64_t steps = 0;           // optimizer steps taken (skipped ones excluded)
+  int64_t skipped = 0;         // steps skipped for a non-finite loss
   bool stopped_early = false;  // a stop was requested (signal)
   double last_loss = 0;        // mean training loss of the last logging window
   EvalResult eval;
@@ -91,7 +91,7 @@ class Trainer {
   void apply_coordinator_action();
 
   Config cfg_;
-  Communicator& comm_;                          // host tensors: control, metrics, evaluation
+  Communicator& comm_;                         // host tensors: control, metrics, evaluation
   std::unique_ptr<Communicator> device_comm_;  // device buffers (NCCL); null on the CPU
   Device* device_ = nullptr;
   DatasetPair data_;
@@ -122,7 +122,7 @@ class Trainer {
   // rank's work and gradient wait (the straggler report), 2 x world more slots.
   Tensor control_;
   int64_t window_steps_run_ = 0;  // steps (skipped ones too) since the last logging step
-  int64_t start_step_ = 0;  // steps done before this run (resumed from a checkpoint)
+  int64_t start_step_ = 0;        // steps done before this run (resumed from a checkpoint)
   std::unique_ptr<TraceSession> trace_;
   std::unique_ptr<GpuMonitor> gpu_;  // rank 0 on a GPU with NVML: memory, utilisation, power
   // Last member: destroyed first, since its writer thread reads the model and optimizer.
