@@ -26,4 +26,9 @@ struct MpiOptions {
 
 std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options);
 
+// Kiln's defaults for the MPI library, as environment variables that the user's own values
+// override; read by MPI_Init. Called by Kiln before it initialises MPI itself; a program that
+// calls MPI_Init on its own (benchmarks) calls this first to get the same behaviour.
+void prepare_mpi_environment();
+
 }  // namespace kiln

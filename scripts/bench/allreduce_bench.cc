@@ -53,6 +53,7 @@ std::string algorithm_name() {
 
 int main(int argc, char** argv) {
   int provided = 0;
+  kiln::prepare_mpi_environment();  // what kiln train's ranks get (raw MPI_Allreduce unaffected)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   kiln::log::init();
   int rank = 0, world = 1;
