@@ -130,7 +130,7 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype type = mpi_datatype(t.dtype());
     const MPI_Op mop = mpi_op(op, t.dtype());
     // In pieces of chunk_bytes: one MPI call over a very large buffer is much slower in Open MPI
-    // (at 32 MiB and up, about 10x on one host: its scratch buffer is mapped afresh per call).
+    // 4.1 (from 32 MiB up, about 10x on a 2-core host; scripts/bench/allreduce shows it).
     const int64_t chunk =
         std::clamp<int64_t>(chunk_bytes_ / static_cast<int64_t>(elem), 1, kMaxCount);
     return submit("all_reduce", tag, n * static_cast<int64_t>(elem), [=, this] {
