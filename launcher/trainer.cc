@@ -383,54 +383,15 @@ TrainSummary Trainer::run() {
           format_duration((t.steps - done) * t.global_batch / rate)));
     }
     if (logging_step(done)) {
-      const double wsec = seconds_since(window_start);
-      const double wrate =
-          static_cast<double>(window_steps * t.global_batch) / std::max(wsec, 1e-9);
       const double loss = window.count ? window.loss / window.count : std::nan("");
-      const double acc = window.count ? window.correct / window.count : std::nan("");
-      const double lr = learning_rate(cfg_.optim, step, t.steps);
-      const double per = 1000.0 / std::max<int64_t>(1, window_steps);
       if (rank0) {
         progress.clear();
-        KILN_LOG_INFO(
-            "train",
-            "step {:>6}/{} | loss {:.4f} | acc {:5.1f}% | lr {:.2e} | "
-            "{:.0f} samples/s | step {:.1f} ms (compute {:.1f}, comm wait {:.1f} of "
-            "which gradients {:.1f}, optim {:.1f}, data {:.1f}) | eta {}",
-            done, t.steps, loss, 100 * acc, lr, wrate, wsec * per, window_times.compute * per,
-            window_times.comm * per, window_times.grad_wait * per, window_times.optim * per,
-            window_times.data * per, format_duration((t.steps - done) * t.global_batch / rate));
-        nlohmann::json record = {{"step", done},
-                                 {"epoch", static_cast<double>(cursor_) / data_.train->size()},
-                                 {"loss", loss},
-                                 {"accuracy", acc},
-                                 {"lr", lr},
-                                 {"grad_norm", r.grad_norm},
-                                 {"samples_per_s", wrate},
-                                 {"step_ms", wsec * per},
-                                 {"compute_ms", window_times.compute * per},
-                                 {"comm_wait_ms", window_times.comm * per},
-                                 {"grad_wait_ms", window_times.grad_wait * per},
-                                 {"optim_ms", window_times.optim * per},
-                                 {"data_ms", window_times.data * per},
-                                 {"skipped", total_skips_}};
-        if (cfg_.train.precision == "fp16") {
-          record["loss_scale"] = loss_scale_;
-          record["scale_skips"] = scale_skips_;
-        }
-        if (!r.rank_work_ms.empty()) report_ranks(done, r.rank_work_ms, r.rank_wait_ms, record);
-        if (gpu_) {
-          for (const auto& [key, value] : gpu_->sample()) record[key] = value;
-        }
-        metrics_->write(record);
+        log_window(done, r, window, window_steps, seconds_since(window_start), window_times,
+                   (t.steps - done) * t.global_batch / rate);
       }
       summary.last_loss = loss;
       summary.losses.push_back(loss);
-      total_times.compute += window_times.compute;
-      total_times.comm += window_times.comm;
-      total_times.grad_wait += window_times.grad_wait;
-      total_times.optim += window_times.optim;
-      total_times.data += window_times.data;
+      total_times += window_times;
       window = LossSums{};
       window_times = StepTimes{};
       window_steps = 0;

@@ -68,6 +68,14 @@ class Trainer {
   struct StepTimes {
     double data = 0, compute = 0, comm = 0, optim = 0;
     double grad_wait = 0;  // the part of comm spent waiting for gradient buckets
+    StepTimes& operator+=(const StepTimes& o) {
+      data += o.data;
+      compute += o.compute;
+      comm += o.comm;
+      optim += o.optim;
+      grad_wait += o.grad_wait;
+      return *this;
+    }
   };
   struct StepOutcome {
     LossSums sums;
@@ -87,6 +95,10 @@ class Trainer {
                         const int64_t* indices);
   void agree_at_start();
   bool logging_step(int64_t done) const;
+  // Rank 0, at the end of a logging window of `steps` steps that took `seconds`: the log line
+  // and the metrics record (launcher/trainer_log.cc).
+  void log_window(int64_t done, const StepOutcome& r, const LossSums& window, int64_t steps,
+                  double seconds, const StepTimes& times, double eta_s);
   // Agrees on the coordinator's action: every rank learns the newest action id any rank saw.
   void apply_coordinator_action();
 

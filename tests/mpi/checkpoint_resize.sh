@@ -12,18 +12,7 @@ common=(--set train.steps=$steps --set train.global_batch=16 --set train.micro_b
         --set optim.warmup_steps=3 --set optim.schedule=cosine --set optim.lr=3e-3
         --set train.eval_every=0 --set train.eval_samples=64 --set metrics.log_every=1
         --set comm.timeout_s=60)
-# A repetitive, learnable text as byte-level token shards for the GPT.
-for i in $(seq 1 200); do
-  echo "And it came to pass on day $((i % 7)), that the shepherd counted $((i % 13)) sheep."
-done > "$work/text.txt"
-"$KILN" data prepare-text "$work/text.txt" --out "$work/shards" --val-fraction 0.1 \
-  > "$work/out.txt" 2>&1 || fail "kiln data prepare-text failed"
-cat > "$work/gpt.yaml" <<YAML
-model: {name: gpt, n_layer: 1, n_head: 2, n_embd: 16, seq_len: 16, vocab: 256, dropout: 0.1}
-data: {name: text, path: $work/shards, seed: 1}
-train: {eval_batch: 16}
-optim: {name: adamw, beta2: 0.95, weight_decay: 0.1, clip_norm: 1.0}
-YAML
+write_gpt_job
 declare -A model_args=(
   [mlp]="-c $KILN_SOURCE_DIR/configs/mlp_fashion.yaml --set model.hidden=[32] --set model.dropout=0.2"
   [cnn]="-c $KILN_SOURCE_DIR/configs/cnn_fashion.yaml --set model.channels=[4,8] --set model.fc=16"

@@ -11,19 +11,7 @@ common=(--set train.steps=60 --set train.global_batch=16 --set train.micro_batch
         --set optim.warmup_steps=5 --set optim.schedule=cosine --set train.eval_every=0
         --set train.eval_samples=64 --set metrics.path= --set metrics.log_every=10
         --set checkpoint.every_steps=20 --set checkpoint.keep_last=0 --set comm.timeout_s=60)
-# A repetitive, learnable text of ~40 KB as byte-level token shards.
-for i in $(seq 1 200); do
-  echo "And it came to pass on day $((i % 7)), that the shepherd counted $((i % 13)) sheep."
-  echo "Then the shepherd said unto them, Behold, the flock is $((i % 5)) and the field is wide."
-done > "$work/text.txt"
-"$KILN" data prepare-text "$work/text.txt" --out "$work/shards" --val-fraction 0.1 \
-  > "$work/out.txt" 2>&1 || fail "kiln data prepare-text failed"
-cat > "$work/gpt.yaml" <<YAML
-model: {name: gpt, n_layer: 1, n_head: 2, n_embd: 16, seq_len: 16, vocab: 256, dropout: 0.1}
-data: {name: text, path: $work/shards, seed: 1}
-train: {eval_batch: 16}
-optim: {name: adamw, lr: 3.0e-3, beta2: 0.95, weight_decay: 0.1, clip_norm: 1.0}
-YAML
+write_gpt_job
 declare -A model_args=(
   [mlp]="-c $KILN_SOURCE_DIR/configs/mlp_fashion.yaml --set model.hidden=[64,32]"
   [cnn]="-c $KILN_SOURCE_DIR/configs/cnn_fashion.yaml --set model.channels=[4,8] --set model.fc=16"

@@ -1,5 +1,5 @@
 # Shared by the multi-rank scripts (sourced, not a test itself): a scratch folder removed on
-# exit together with any job still running, a small quick config, and failure reporting.
+# exit together with any job still running, small quick configs, and failure reporting.
 set -euo pipefail
 : "${KILN:?set KILN to the kiln binary}"
 KILN_MPIRUN="${KILN_MPIRUN:-mpirun}"
@@ -53,6 +53,24 @@ comm:
 metrics:
   path: $work/metrics.jsonl
   log_every: 1
+YAML
+}
+
+# A small byte-level GPT on a repetitive, learnable text of ~40 KB: token shards in
+# $work/shards and the config in $work/gpt.yaml (training keys come from the caller's --set).
+write_gpt_job() {
+  local i
+  for i in $(seq 1 200); do
+    echo "And it came to pass on day $((i % 7)), that the shepherd counted $((i % 13)) sheep."
+    echo "Then the shepherd said unto them, Behold, the flock is $((i % 5)) and the field is wide."
+  done > "$work/text.txt"
+  "$KILN" data prepare-text "$work/text.txt" --out "$work/shards" --val-fraction 0.1 \
+    > "$work/out.txt" 2>&1 || fail "kiln data prepare-text failed"
+  cat > "$work/gpt.yaml" <<YAML
+model: {name: gpt, n_layer: 1, n_head: 2, n_embd: 16, seq_len: 16, vocab: 256, dropout: 0.1}
+data: {name: text, path: $work/shards, seed: 1}
+train: {eval_batch: 16}
+optim: {name: adamw, lr: 3.0e-3, beta2: 0.95, weight_decay: 0.1, clip_norm: 1.0}
 YAML
 }
 

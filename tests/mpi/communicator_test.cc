@@ -19,48 +19,8 @@ namespace {
 
 const DType kDTypes[] = {DType::f32, DType::f64, DType::i32, DType::u8, DType::bf16, DType::f16};
 
-void store(Tensor& t, int64_t i, double v) {
-  void* p = t.raw();
-  switch (t.dtype()) {
-    case DType::f32:
-      static_cast<float*>(p)[i] = static_cast<float>(v);
-      break;
-    case DType::f64:
-      static_cast<double*>(p)[i] = v;
-      break;
-    case DType::i32:
-      static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v);
-      break;
-    case DType::u8:
-      static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v);
-      break;
-    case DType::bf16:
-      static_cast<bf16_t*>(p)[i] = f32_to_bf16(static_cast<float>(v));
-      break;
-    case DType::f16:
-      static_cast<f16_t*>(p)[i] = f32_to_f16(static_cast<float>(v));
-      break;
-  }
-}
-
-double load(const Tensor& t, int64_t i) {
-  const void* p = t.raw();
-  switch (t.dtype()) {
-    case DType::f32:
-      return static_cast<const float*>(p)[i];
-    case DType::f64:
-      return static_cast<const double*>(p)[i];
-    case DType::i32:
-      return static_cast<const int32_t*>(p)[i];
-    case DType::u8:
-      return static_cast<const uint8_t*>(p)[i];
-    case DType::bf16:
-      return bf16_to_f32(static_cast<const bf16_t*>(p)[i]);
-    case DType::f16:
-      return f16_to_f32(static_cast<const f16_t*>(p)[i]);
-  }
-  return 0;
-}
+void store(Tensor& t, int64_t i, double v) { store_element(t.raw(), t.dtype(), i, v); }
+double load(const Tensor& t, int64_t i) { return load_element(t.raw(), t.dtype(), i); }
 
 template <typename F>
 Tensor make(int64_t n, DType dt, F value) {

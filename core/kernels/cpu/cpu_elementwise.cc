@@ -170,48 +170,6 @@ bool CpuOps::all_finite(const Tensor& x) {
   return r;
 }
 
-}  // namespace kiln
-
-namespace kiln {
-
-namespace {
-
-double load_as_double(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::f32:
-      return static_cast<const float*>(p)[i];
-    case DType::f64:
-      return static_cast<const double*>(p)[i];
-    case DType::bf16:
-      return bf16_to_f32(static_cast<const bf16_t*>(p)[i]);
-    case DType::f16:
-      return f16_to_f32(static_cast<const f16_t*>(p)[i]);
-    default:
-      return 0;
-  }
-}
-
-void store_double(void* p, DType t, int64_t i, double v) {
-  switch (t) {
-    case DType::f32:
-      static_cast<float*>(p)[i] = static_cast<float>(v);
-      break;
-    case DType::f64:
-      static_cast<double*>(p)[i] = v;
-      break;
-    case DType::bf16:
-      static_cast<bf16_t*>(p)[i] = f32_to_bf16(static_cast<float>(v));
-      break;
-    case DType::f16:
-      static_cast<f16_t*>(p)[i] = f32_to_f16(static_cast<float>(v));
-      break;
-    default:
-      break;
-  }
-}
-
-}  // namespace
-
 void CpuOps::cast(const Tensor& src, Tensor& dst, bool accumulate) {
   // No kernel dtype check: this loop converts between all four float types.
   check_cast(src, dst);
@@ -222,9 +180,9 @@ void CpuOps::cast(const Tensor& src, Tensor& dst, bool accumulate) {
   // 16-bit values go through f32 (exact), so the rounding is f32 -> 16-bit's, as on a GPU.
 #pragma omp parallel for if (n > (1 << 15))
   for (int64_t i = 0; i < n; ++i) {
-    double v = load_as_double(s, st, i);
-    if (accumulate) v += load_as_double(d, dt, i);
-    store_double(d, dt, i, v);
+    double v = load_element(s, st, i);
+    if (accumulate) v += load_element(d, dt, i);
+    store_element(d, dt, i, v);
   }
 }
 

@@ -105,43 +105,20 @@ Tensor poisoned(Device& device, const Shape& shape, DType dtype) {
 }
 
 std::vector<double> values(const Tensor& host) {
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(host.numel()));
-  switch (host.dtype()) {
-    case DType::u8:
-      for (uint8_t v : host.to_vector<uint8_t>()) out.push_back(v);
-      return out;
-    case DType::bf16:
-      for (bf16_t v : host.to_vector<bf16_t>()) out.push_back(bf16_to_f32(v));
-      return out;
-    case DType::f16:
-      for (f16_t v : host.to_vector<f16_t>()) out.push_back(f16_to_f32(v));
-      return out;
-    default:
-      return as_doubles(host);
-  }
+  std::vector<double> out(static_cast<size_t>(host.numel()));
+  for (int64_t i = 0; i < host.numel(); ++i) out[i] = load_element(host.raw(), host.dtype(), i);
+  return out;
 }
 
 Tensor from_doubles(const std::vector<double>& v, const Shape& shape, DType dtype) {
-  switch (dtype) {
-    case DType::f64:
-      return Tensor::from_vector(v, shape);
-    case DType::f32:
-      return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape);
-    case DType::bf16: {
-      std::vector<bf16_t> h;
-      for (double x : v) h.push_back(f32_to_bf16(static_cast<float>(x)));
-      return Tensor::from_vector(h, shape);
-    }
-    case DType::f16: {
-      std::vector<f16_t> h;
-      for (double x : v) h.push_back(f32_to_f16(static_cast<float>(x)));
-      return Tensor::from_vector(h, shape);
-    }
-    default:
-      ADD_FAILURE() << "from_doubles: " << dtype_name(dtype) << " is not a float dtype";
-      return Tensor();
+  if (!is_float(dtype)) {
+    ADD_FAILURE() << "from_doubles: " << dtype_name(dtype) << " is not a float dtype";
+    return Tensor();
   }
+  Tensor t = Tensor::empty(shape, dtype, cpu_device());
+  for (size_t i = 0; i < v.size(); ++i)
+    store_element(t.raw(), dtype, static_cast<int64_t>(i), v[i]);
+  return t;
 }
 
 OpOutput read(const std::string& name, const Tensor& t, bool exact) {
